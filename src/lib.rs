@@ -1,0 +1,23 @@
+//! insights-policy-render: Fairwinds Insights' Kyverno policies, rendered as
+//! deterministic Kustomize directories for GitOps.
+//!
+//! Data flows one way: a YAML stream is parsed ([`yaml`]), checked and
+//! cleaned into a [`policy::PolicySet`] ([`validate`]), rendered into an
+//! in-memory tree of files ([`render`]), compared with what already exists
+//! ([`plan`]), and only then written ([`outdir`]). Everything up to the plan
+//! is pure, so it is tested directly; `main.rs` only parses arguments, sets up
+//! logging and maps errors to exit codes.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod identity;
+pub mod kind;
+pub mod logging;
+pub mod outdir;
+pub mod plan;
+pub mod policy;
+pub mod render;
+pub mod summary;
+pub mod validate;
+pub mod yaml;

@@ -1,0 +1,218 @@
+//! What a run would change: a rendered tree compared with the files that
+//! already exist where it goes.
+//!
+//! Pure, so the same plan drives a directory write, a git commit and a
+//! `diff`, and every refusal happens before anything is touched.
+
+use std::collections::BTreeMap;
+
+use crate::identity::Identity;
+use crate::render::{RenderedTree, HEADER};
+use crate::validate::validate;
+use crate::yaml::parse_stream;
+
+/// A file found where a rendered file would go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Existing {
+    /// A regular file and its content.
+    File(Vec<u8>),
+    /// A directory, a symlink or anything else that is not a plain file.
+    /// Never ours: writing through a symlink could leave the directory.
+    Other,
+}
+
+impl Existing {
+    /// Files the tool wrote start with its header; only those may be
+    /// overwritten or deleted.
+    pub fn is_ours(&self) -> bool {
+        matches!(self, Existing::File(bytes) if bytes.starts_with(HEADER.as_bytes()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Add,
+    Update,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub kind: ChangeKind,
+    /// The object the file holds (for a removal, the one it held). `None` for
+    /// `kustomization.yaml`, or for a removed file that no longer parses.
+    pub identity: Option<Identity>,
+    /// The content before the change (`None` for an addition).
+    pub old: Option<Vec<u8>>,
+    /// The content after the change (`None` for a removal).
+    pub new: Option<Vec<u8>>,
+}
+
+/// The changes that turn what exists into the rendered tree, sorted by path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    /// Objects whose file already has the rendered bytes.
+    pub unchanged: usize,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The changes of one kind that concern objects (not the kustomization).
+    pub fn objects(&self, kind: ChangeKind) -> impl Iterator<Item = &Change> {
+        self.changes
+            .iter()
+            .filter(move |c| c.kind == kind && c.path != crate::render::KUSTOMIZATION)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{path} exists and was not written by insights-policy-render (it lacks the generated-file header); refusing to overwrite it. Move it away or choose another output directory")]
+    NotOurs { path: String },
+}
+
+/// Compares `tree` with `existing` (file name → what is there now).
+///
+/// Files in `existing` that are not ours are left alone unless the tree
+/// would write to the same name, which is an error. Our files that the tree
+/// no longer has are removed.
+pub fn plan(tree: &RenderedTree, existing: &BTreeMap<String, Existing>) -> Result<Plan, PlanError> {
+    let mut plan = Plan::default();
+    for (path, file) in &tree.files {
+        match existing.get(path) {
+            None => plan.changes.push(Change {
+                path: path.clone(),
+                kind: ChangeKind::Add,
+                identity: file.identity.clone(),
+                old: None,
+                new: Some(file.bytes.clone()),
+            }),
+            Some(e) if !e.is_ours() => return Err(PlanError::NotOurs { path: path.clone() }),
+            Some(Existing::File(old)) if *old == file.bytes => {
+                if file.identity.is_some() {
+                    plan.unchanged += 1;
+                }
+            }
+            Some(Existing::File(old)) => plan.changes.push(Change {
+                path: path.clone(),
+                kind: ChangeKind::Update,
+                identity: file.identity.clone(),
+                old: Some(old.clone()),
+                new: Some(file.bytes.clone()),
+            }),
+            Some(Existing::Other) => unreachable!("Other is never ours"),
+        }
+    }
+    for (path, e) in existing {
+        if let Existing::File(old) = e {
+            if e.is_ours() && !tree.files.contains_key(path) {
+                plan.changes.push(Change {
+                    path: path.clone(),
+                    kind: ChangeKind::Remove,
+                    identity: identity_of(old),
+                    old: Some(old.clone()),
+                    new: None,
+                });
+            }
+        }
+    }
+    plan.changes.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(plan)
+}
+
+/// The identity of a file the tool wrote earlier, read back from its content.
+fn identity_of(bytes: &[u8]) -> Option<Identity> {
+    let set = validate(parse_stream(bytes).ok()?).ok()?;
+    match set.policies() {
+        [one] => Some(one.identity.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::render;
+
+    fn tree(input: &str) -> RenderedTree {
+        render(&validate(parse_stream(input.as_bytes()).unwrap()).unwrap())
+    }
+
+    fn existing_from(tree: &RenderedTree) -> BTreeMap<String, Existing> {
+        tree.files
+            .iter()
+            .map(|(p, f)| (p.clone(), Existing::File(f.bytes.clone())))
+            .collect()
+    }
+
+    const A: &str =
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: a}\nspec: {x: 1}\n";
+    const A2: &str =
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: a}\nspec: {x: 2}\n";
+    const B: &str = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: b}\n";
+
+    #[test]
+    fn same_input_plans_nothing() {
+        let t = tree(&format!("{A}---\n{B}"));
+        let p = plan(&t, &existing_from(&t)).unwrap();
+        assert!(p.is_empty());
+        assert_eq!(p.unchanged, 2);
+    }
+
+    #[test]
+    fn adds_updates_and_removes_with_identities() {
+        let before = tree(&format!("{A}---\n{B}"));
+        let after = tree(A2);
+        let p = plan(&after, &existing_from(&before)).unwrap();
+        let summary: Vec<_> = p
+            .changes
+            .iter()
+            .map(|c| {
+                (
+                    c.path.as_str(),
+                    c.kind,
+                    c.identity.as_ref().map(|i| i.name.to_string()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("clusterpolicy_a.yaml", ChangeKind::Update, Some("a".into())),
+                ("clusterpolicy_b.yaml", ChangeKind::Remove, Some("b".into())),
+                ("kustomization.yaml", ChangeKind::Update, None),
+            ]
+        );
+        assert_eq!(p.objects(ChangeKind::Update).count(), 1);
+    }
+
+    #[test]
+    fn foreign_files_are_never_planned_over_or_removed() {
+        let t = tree(A);
+        let mut existing = BTreeMap::new();
+        existing.insert(
+            "README.md".to_string(),
+            Existing::File(b"hand written".to_vec()),
+        );
+        let p = plan(&t, &existing).unwrap();
+        assert!(p.changes.iter().all(|c| c.path != "README.md"));
+
+        existing.insert(
+            "clusterpolicy_a.yaml".to_string(),
+            Existing::File(b"mine".to_vec()),
+        );
+        assert_eq!(
+            plan(&t, &existing),
+            Err(PlanError::NotOurs {
+                path: "clusterpolicy_a.yaml".into()
+            })
+        );
+        existing.insert("clusterpolicy_a.yaml".to_string(), Existing::Other);
+        assert!(plan(&t, &existing).is_err());
+    }
+}

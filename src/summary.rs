@@ -1,0 +1,116 @@
+//! The report of a run: a JSON file for pipelines (`--summary-file`) and a
+//! one-line count for people on stderr.
+
+use serde::Serialize;
+
+use crate::identity::Identity;
+use crate::plan::{ChangeKind, Plan};
+
+/// The whole run. The shape is documented in the README; add fields, never
+/// rename or remove them.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    pub clusters: Vec<ClusterSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterSummary {
+    /// `None` when the source names no cluster (`--from-file`).
+    pub cluster: Option<String>,
+    /// `ok`, or `failed` with `error` set (only under `--keep-going`).
+    pub status: Status,
+    pub added: Vec<ObjectRef>,
+    pub updated: Vec<ObjectRef>,
+    pub removed: Vec<ObjectRef>,
+    pub unchanged: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Failed,
+}
+
+/// An object and the file that holds it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ObjectRef {
+    #[serde(flatten)]
+    pub identity: Option<Identity>,
+    pub file: String,
+}
+
+impl ClusterSummary {
+    pub fn from_plan(cluster: Option<String>, plan: &Plan) -> Self {
+        let refs = |kind| {
+            plan.objects(kind)
+                .map(|c| ObjectRef {
+                    identity: c.identity.clone(),
+                    file: c.path.clone(),
+                })
+                .collect()
+        };
+        ClusterSummary {
+            cluster,
+            status: Status::Ok,
+            added: refs(ChangeKind::Add),
+            updated: refs(ChangeKind::Update),
+            removed: refs(ChangeKind::Remove),
+            unchanged: plan.unchanged,
+            error: None,
+        }
+    }
+
+    pub fn failed(cluster: Option<String>, error: String) -> Self {
+        ClusterSummary {
+            cluster,
+            status: Status::Failed,
+            added: Vec::new(),
+            updated: Vec::new(),
+            removed: Vec::new(),
+            unchanged: 0,
+            error: Some(error),
+        }
+    }
+
+    /// `2 added, 1 updated, 0 removed, 40 unchanged`.
+    pub fn counts_line(&self) -> String {
+        format!(
+            "{} added, {} updated, {} removed, {} unchanged",
+            self.added.len(),
+            self.updated.len(),
+            self.removed.len(),
+            self.unchanged
+        )
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !(self.added.is_empty() && self.updated.is_empty() && self.removed.is_empty())
+    }
+}
+
+impl Summary {
+    /// The human summary: one line per cluster, prefixed with its name when
+    /// there is one.
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        for c in &self.clusters {
+            if let Some(name) = &c.cluster {
+                out.push_str(name);
+                out.push_str(": ");
+            }
+            match &c.error {
+                Some(e) => out.push_str(&format!("failed: {e}")),
+                None => out.push_str(&c.counts_line()),
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the summary is always serialisable") + "\n"
+    }
+}

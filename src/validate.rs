@@ -1,0 +1,423 @@
+//! From parsed documents to a [`PolicySet`]: every document checked against
+//! the kinds table, names made safe, exported-cluster fields stripped, and the
+//! ownership annotation stamped.
+//!
+//! Validation reports every problem it finds, not only the first, because a
+//! person fixing a response upstream wants the whole list at once.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::identity::{Identity, NameError, Namespace, ObjectName};
+use crate::kind::{PolicyKind, Scope};
+use crate::policy::{Policy, PolicySet, Source};
+use crate::yaml::{Document, Node, Value};
+
+/// The annotation every rendered object carries. A label cannot hold this
+/// value (label values allow no spaces), hence an annotation.
+pub const OWNED_BY_KEY: &str = "insights.fairwinds.com/owned-by";
+pub const OWNED_BY_VALUE: &str = "Fairwinds Insights";
+
+/// Fields the API server adds to an object; they describe one cluster's copy,
+/// and applying them elsewhere fails or fights the server.
+const SERVER_METADATA: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+];
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// One thing wrong with one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub source: Source,
+    /// The field at fault, as a dotted path (`metadata.name`), or empty when
+    /// the document as a whole is at fault.
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.source)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.reason)
+    }
+}
+
+/// Every problem of a stream that was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 20;
+        let n = self.problems.len();
+        write!(
+            f,
+            "the response was refused ({n} problem{}); nothing was written:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in self.problems.iter().take(SHOWN) {
+            write!(f, "\n  {p}")?;
+        }
+        if n > SHOWN {
+            write!(f, "\n  ... and {} more", n - SHOWN)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks and cleans every document of a stream. Empty documents are skipped.
+///
+/// A namespace on a cluster-scoped kind is the one thing dropped with a
+/// warning instead of refused: the API server ignores it, and published
+/// policies (the Kyverno library's `add-volume`) carry one.
+pub fn validate(documents: Vec<Document>) -> Result<PolicySet, ValidationError> {
+    let mut problems = Vec::new();
+    let mut policies: Vec<Policy> = Vec::new();
+    let mut seen: HashMap<Identity, Source> = HashMap::new();
+    let mut warnings = Vec::new();
+
+    for doc in documents {
+        let Some(root) = doc.root else { continue };
+        let source = Source {
+            document: doc.index,
+            line: root.mark.line,
+        };
+        match check_document(root, source, &mut warnings) {
+            Ok(policy) => {
+                if let Some(first) = seen.get(&policy.identity) {
+                    problems.push(Problem {
+                        source,
+                        field: String::new(),
+                        reason: format!(
+                            "{} is already defined by {first}; an object may appear only once",
+                            policy.identity
+                        ),
+                    });
+                } else {
+                    seen.insert(policy.identity.clone(), source);
+                    policies.push(policy);
+                }
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(PolicySet::new(policies, warnings))
+    } else {
+        Err(ValidationError { problems })
+    }
+}
+
+fn check_document(
+    mut root: Node,
+    source: Source,
+    warnings: &mut Vec<Problem>,
+) -> Result<Policy, Problem> {
+    let problem = |field: &str, reason: String| Problem {
+        source,
+        field: field.to_owned(),
+        reason,
+    };
+    if root.as_map().is_none() {
+        return Err(problem(
+            "",
+            format!(
+                "the document is a {}; expected a mapping (a Kubernetes object)",
+                root.type_name()
+            ),
+        ));
+    }
+    let api_version = required_string(&root, "apiVersion").map_err(|r| problem("apiVersion", r))?;
+    let kind = required_string(&root, "kind").map_err(|r| problem("kind", r))?;
+    let group = match api_version.split_once('/') {
+        Some((group, version))
+            if !group.is_empty() && !version.is_empty() && !version.contains('/') =>
+        {
+            group
+        }
+        None if !api_version.is_empty() => "",
+        _ => {
+            return Err(problem(
+                "apiVersion",
+                format!("{api_version:?} is not of the form GROUP/VERSION"),
+            ))
+        }
+    };
+    let policy_kind = PolicyKind::lookup(group, kind).ok_or_else(|| {
+        let groups = PolicyKind::groups_for_kind(kind);
+        let reason = if kind.ends_with("List") {
+            format!(
+                "a {kind} ({api_version}) is not accepted: send each policy as its own document"
+            )
+        } else if groups.is_empty() {
+            format!(
+                "kind {kind} ({api_version}) is not a policy kind; only Kyverno and admission policy kinds are rendered"
+            )
+        } else {
+            format!(
+                "kind {kind} belongs to API group {}, not {:?}",
+                groups.join(" or "),
+                group
+            )
+        };
+        problem(if groups.is_empty() { "kind" } else { "apiVersion" }, reason)
+    })?;
+
+    let metadata = match root.get("metadata") {
+        None => return Err(problem("metadata", "required".into())),
+        Some(m) if m.as_map().is_none() => {
+            return Err(problem(
+                "metadata",
+                format!("must be a mapping, not a {}", m.type_name()),
+            ))
+        }
+        Some(m) => m,
+    };
+    let name_text = required_string(metadata, "name").map_err(|r| problem("metadata.name", r))?;
+    let name = ObjectName::new(name_text)
+        .map_err(|e| problem("metadata.name", name_reason(name_text, e)))?;
+    let namespace = match (policy_kind.scope(), metadata.get("namespace")) {
+        (Scope::Namespaced, None) => {
+            return Err(problem(
+                "metadata.namespace",
+                format!("required: {} is a namespaced kind", policy_kind.kind()),
+            ))
+        }
+        (Scope::Namespaced, Some(ns)) => {
+            let text = ns.as_str().ok_or_else(|| {
+                problem(
+                    "metadata.namespace",
+                    format!("must be a string, not a {}", ns.type_name()),
+                )
+            })?;
+            Some(
+                Namespace::new(text)
+                    .map_err(|e| problem("metadata.namespace", name_reason(text, e)))?,
+            )
+        }
+        (Scope::Cluster, Some(_)) => {
+            warnings.push(problem(
+                "metadata.namespace",
+                format!(
+                    "ignored: {} is cluster-scoped, and the API server drops a namespace on it",
+                    policy_kind.kind()
+                ),
+            ));
+            None
+        }
+        (Scope::Cluster, None) => None,
+    };
+    if let Some(a) = metadata.get("annotations") {
+        if !matches!(
+            a.value,
+            Value::Map(_) | Value::Scalar(crate::yaml::Scalar::Null)
+        ) {
+            return Err(problem(
+                "metadata.annotations",
+                format!("must be a mapping, not a {}", a.type_name()),
+            ));
+        }
+    }
+
+    if namespace.is_none() {
+        if let Some(metadata) = root.get_mut("metadata") {
+            metadata.remove("namespace");
+        }
+    }
+    strip_server_fields(&mut root);
+    stamp_ownership(&mut root);
+    Ok(Policy {
+        identity: Identity {
+            kind: policy_kind,
+            namespace,
+            name,
+        },
+        document: root,
+        source,
+    })
+}
+
+fn required_string<'a>(node: &'a Node, key: &str) -> Result<&'a str, String> {
+    match node.get(key) {
+        None => Err("required".into()),
+        Some(v) => match v.as_str() {
+            Some("") => Err("must not be empty".into()),
+            Some(s) => Ok(s),
+            None => Err(format!("must be a string, not a {}", v.type_name())),
+        },
+    }
+}
+
+/// Names are quoted with `{:?}` so control characters and look-alike
+/// letters show up escaped instead of rendering invisibly in a terminal.
+fn name_reason(text: &str, e: NameError) -> String {
+    let shown: String = if text.chars().count() > 80 {
+        text.chars().take(80).collect::<String>() + "..."
+    } else {
+        text.to_owned()
+    };
+    format!("{shown:?} is not a valid name: it {e}")
+}
+
+fn strip_server_fields(root: &mut Node) {
+    root.remove("status");
+    let Some(metadata) = root.get_mut("metadata") else {
+        return;
+    };
+    for field in SERVER_METADATA {
+        metadata.remove(field);
+    }
+    if let Some(annotations) = metadata.get_mut("annotations") {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// Sets the ownership annotation, keeping every other annotation and its
+/// position; an existing value (whatever it was) is replaced in place.
+fn stamp_ownership(root: &mut Node) {
+    let metadata = root
+        .get_mut("metadata")
+        .expect("checked to be a mapping before stamping");
+    if metadata
+        .get("annotations")
+        .is_none_or(|a| a.as_map().is_none())
+    {
+        metadata.remove("annotations");
+        metadata
+            .as_map_mut()
+            .expect("checked to be a mapping before stamping")
+            .push((
+                Node::string("annotations"),
+                Node::new(Value::Map(Vec::new())),
+            ));
+    }
+    let annotations = metadata
+        .get_mut("annotations")
+        .expect("inserted above when missing");
+    match annotations.get_mut(OWNED_BY_KEY) {
+        Some(existing) => *existing = Node::string(OWNED_BY_VALUE),
+        None => annotations
+            .as_map_mut()
+            .expect("ensured to be a mapping above")
+            .push((Node::string(OWNED_BY_KEY), Node::string(OWNED_BY_VALUE))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse_stream;
+
+    fn run(input: &str) -> Result<PolicySet, ValidationError> {
+        validate(parse_stream(input.as_bytes()).unwrap())
+    }
+
+    fn only_problem(input: &str) -> Problem {
+        let mut problems = run(input).unwrap_err().problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        problems.remove(0)
+    }
+
+    #[test]
+    fn strips_server_fields_and_stamps_ownership() {
+        let set = run(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\n  uid: x\n  resourceVersion: '1'\n  generation: 2\n  creationTimestamp: null\n  managedFields: []\n  selfLink: /x\n  labels: {a: b}\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{}'\n    keep: me\nspec: {}\nstatus: {ready: true}\n",
+        )
+        .unwrap();
+        let doc = &set.policies()[0].document;
+        assert!(doc.get("status").is_none());
+        let md = doc.get("metadata").unwrap();
+        let keys: Vec<_> = md
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_str().unwrap())
+            .collect();
+        assert_eq!(keys, ["name", "labels", "annotations"]);
+        let ann: Vec<_> = md
+            .get("annotations")
+            .unwrap()
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str().unwrap(), v.as_str().unwrap()))
+            .collect();
+        assert_eq!(ann, [("keep", "me"), (OWNED_BY_KEY, OWNED_BY_VALUE)]);
+    }
+
+    #[test]
+    fn an_existing_owner_annotation_is_overwritten_in_place() {
+        let set = run("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\n  annotations:\n    insights.fairwinds.com/owned-by: someone\n    b: c\n").unwrap();
+        let ann = set.policies()[0]
+            .document
+            .get("metadata")
+            .unwrap()
+            .get("annotations")
+            .unwrap();
+        assert_eq!(ann.as_map().unwrap()[0].1.as_str(), Some(OWNED_BY_VALUE));
+        assert_eq!(ann.as_map().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn scope_rules() {
+        let p = only_problem("apiVersion: kyverno.io/v1\nkind: Policy\nmetadata:\n  name: p\n");
+        assert_eq!(p.field, "metadata.namespace");
+        assert!(p.reason.starts_with("required"));
+        // The published library has one such policy; the API server drops
+        // the namespace, so we do too, and say so.
+        let set = run("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\n  namespace: x\n").unwrap();
+        assert!(set.policies()[0]
+            .document
+            .get("metadata")
+            .unwrap()
+            .get("namespace")
+            .is_none());
+        assert_eq!(set.policies()[0].identity.namespace, None);
+        assert_eq!(set.warnings()[0].field, "metadata.namespace");
+        assert!(set.warnings()[0].reason.contains("cluster-scoped"));
+    }
+
+    #[test]
+    fn foreign_kinds_and_groups_are_refused() {
+        let p = only_problem("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: p\n");
+        assert_eq!(p.field, "kind");
+        let p = only_problem(
+            "apiVersion: evil.example.com/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\n",
+        );
+        assert_eq!(p.field, "apiVersion");
+        assert!(p.reason.contains("kyverno.io"), "{}", p.reason);
+        let p = only_problem("apiVersion: v1\nkind: List\nitems: []\n");
+        assert!(p.reason.contains("List"));
+    }
+
+    #[test]
+    fn duplicates_name_both_documents() {
+        let p = only_problem("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\n---\napiVersion: kyverno.io/v2\nkind: ClusterPolicy\nmetadata: {name: p}\n");
+        assert_eq!(p.source.document, 2);
+        assert!(p.to_string().contains("document 1 (line 1)"), "{p}");
+    }
+
+    #[test]
+    fn same_name_in_two_groups_or_namespaces_is_fine() {
+        let set = run("apiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e, namespace: a}\n---\napiVersion: policies.kyverno.io/v1\nkind: PolicyException\nmetadata: {name: e, namespace: a}\n---\napiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e, namespace: b}\n").unwrap();
+        assert_eq!(set.policies().len(), 3);
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let err = run("- a\n---\nkind: ClusterPolicy\n---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: Bad_Name}\n").unwrap_err();
+        let fields: Vec<_> = err.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["", "apiVersion", "metadata.name"]);
+    }
+}

@@ -1,0 +1,639 @@
+//! Reads a multi-document YAML stream into [`Node`] trees.
+//!
+//! We drive yaml-rust2's event parser ourselves rather than use its loader:
+//! the loader recurses once per nesting level (a hostile 20,000-level document
+//! would overflow the stack), silently keeps the last of two duplicate keys,
+//! and expands aliases without any bound. Here the tree is built with an
+//! explicit stack, duplicate keys are an error, nesting is capped, and alias
+//! expansion has a node budget, so time and memory stay proportional to the
+//! input.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use super::{Mark, Node, Scalar, Value};
+
+/// Deeper than any real policy (the Kyverno library peaks around 20) and far
+/// below what would strain the recursive passes over the tree.
+pub const MAX_DEPTH: usize = 128;
+
+/// How many nodes alias expansion may add to a stream. Anchors of normal size
+/// expand freely; a "billion laughs" stream is refused after this many.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
+/// One document of a stream. `root` is `None` for an empty or comment-only
+/// document (and for an explicit `null`), which callers skip.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// 1-based position in the stream, counting skipped documents too, so the
+    /// number matches what a person counts in the file.
+    pub index: usize,
+    pub mark: Mark,
+    pub root: Option<Node>,
+}
+
+/// A stream that is not YAML we accept. `document` is the 1-based document
+/// the problem is in; `mark` points at it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("document {document} (line {}, column {}): {kind}", mark.line, mark.col)]
+pub struct ParseError {
+    pub document: usize,
+    pub mark: Mark,
+    pub kind: ParseErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseErrorKind {
+    #[error("the input is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("invalid YAML: {0}")]
+    Syntax(String),
+    #[error("duplicate key {key:?} (first at line {first_line})")]
+    DuplicateKey { key: String, first_line: usize },
+    #[error("a mapping key must be a scalar, not a {0}")]
+    ComplexKey(&'static str),
+    #[error("nesting deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?)")]
+    AliasBomb,
+    #[error("alias to an anchor that is not defined earlier in this document")]
+    UnknownAlias,
+    #[error("tag {0} is not allowed: only the standard YAML tags (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq) are")]
+    ForbiddenTag(String),
+    #[error("{value:?} is not a valid {tag}")]
+    BadTaggedValue { tag: &'static str, value: String },
+    #[error("merge keys (<<) are read differently by YAML 1.1 and YAML 1.2 tools; expand the merge in the source")]
+    MergeKey,
+}
+
+/// Parses every document of `input`.
+///
+/// A leading byte-order mark is ignored; CRLF line endings and `...`
+/// document end markers are accepted. Plain scalars are resolved with the
+/// YAML 1.2 core schema (so `on` and `yes` are strings, `0o17` is 15).
+pub fn parse_stream(input: &[u8]) -> Result<Vec<Document>, ParseError> {
+    let text = std::str::from_utf8(input).map_err(|e| {
+        let before = &input[..e.valid_up_to()];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let col = before.len()
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
+        let document = count_document_markers(before).max(1);
+        ParseError {
+            document,
+            mark: Mark { line, col },
+            kind: ParseErrorKind::InvalidUtf8,
+        }
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        let (event, marker) = parser.next_token().map_err(|e| ParseError {
+            document: builder.document.max(1),
+            mark: mark(e.marker()),
+            // The scanner has its own, higher, cap on flow nesting.
+            kind: if e.info() == "recursion limit exceeded" {
+                ParseErrorKind::TooDeep
+            } else {
+                ParseErrorKind::Syntax(e.info().to_string())
+            },
+        })?;
+        if event == Event::StreamEnd {
+            break;
+        }
+        builder.on_event(event, mark(&marker))?;
+    }
+    Ok(builder.documents)
+}
+
+/// A rough document count for errors found before parsing starts: lines
+/// that begin with `---`.
+fn count_document_markers(bytes: &[u8]) -> usize {
+    let starts = bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| line.starts_with(b"---"))
+        .count();
+    if bytes.starts_with(b"---") {
+        starts
+    } else {
+        starts + 1
+    }
+}
+
+fn mark(m: &Marker) -> Mark {
+    Mark {
+        line: m.line(),
+        col: m.col() + 1,
+    }
+}
+
+enum Frame {
+    Seq {
+        mark: Mark,
+        anchor: usize,
+        items: Vec<Node>,
+        size: usize,
+    },
+    Map {
+        mark: Mark,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        seen: HashMap<String, usize>,
+        size: usize,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    documents: Vec<Document>,
+    /// 1-based index of the document being read.
+    document: usize,
+    doc_mark: Mark,
+    stack: Vec<Frame>,
+    root: Option<Node>,
+    /// Anchored nodes of the current document and their sizes in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    alias_nodes: usize,
+}
+
+impl Builder {
+    fn error(&self, mark: Mark, kind: ParseErrorKind) -> ParseError {
+        ParseError {
+            document: self.document.max(1),
+            mark,
+            kind,
+        }
+    }
+
+    fn on_event(&mut self, event: Event, at: Mark) -> Result<(), ParseError> {
+        match event {
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+            Event::DocumentStart => {
+                self.document += 1;
+                self.doc_mark = at;
+                self.anchors.clear();
+                self.root = None;
+            }
+            Event::DocumentEnd => {
+                let root = self.root.take().filter(|n| !is_empty_document(n));
+                self.documents.push(Document {
+                    index: self.document,
+                    mark: self.doc_mark,
+                    root,
+                });
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = resolve_scalar(text, style, tag.as_ref())
+                    .map_err(|kind| self.error(at, kind))?;
+                self.push(Node { value, mark: at }, anchor, 1)?;
+            }
+            Event::Alias(id) => {
+                let (node, size) = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| self.error(at, ParseErrorKind::UnknownAlias))?;
+                self.alias_nodes += size;
+                if self.alias_nodes > MAX_ALIAS_NODES {
+                    return Err(self.error(at, ParseErrorKind::AliasBomb));
+                }
+                self.push(node, 0, size)?;
+            }
+            Event::SequenceStart(anchor, tag) => {
+                check_collection_tag(tag.as_ref(), "seq").map_err(|k| self.error(at, k))?;
+                self.open(Frame::Seq {
+                    mark: at,
+                    anchor,
+                    items: Vec::new(),
+                    size: 1,
+                })?;
+            }
+            Event::MappingStart(anchor, tag) => {
+                check_collection_tag(tag.as_ref(), "map").map_err(|k| self.error(at, k))?;
+                self.open(Frame::Map {
+                    mark: at,
+                    anchor,
+                    entries: Vec::new(),
+                    key: None,
+                    seen: HashMap::new(),
+                    size: 1,
+                })?;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, anchor, size) = match self.stack.pop() {
+                    Some(Frame::Seq {
+                        mark,
+                        anchor,
+                        items,
+                        size,
+                    }) => (
+                        Node {
+                            value: Value::Seq(items),
+                            mark,
+                        },
+                        anchor,
+                        size,
+                    ),
+                    Some(Frame::Map {
+                        mark,
+                        anchor,
+                        entries,
+                        size,
+                        ..
+                    }) => (
+                        Node {
+                            value: Value::Map(entries),
+                            mark,
+                        },
+                        anchor,
+                        size,
+                    ),
+                    None => {
+                        return Err(self.error(
+                            at,
+                            ParseErrorKind::Syntax("unbalanced collection end".into()),
+                        ))
+                    }
+                };
+                self.push(node, anchor, size)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, frame: Frame) -> Result<(), ParseError> {
+        if self.stack.len() >= MAX_DEPTH {
+            let at = match &frame {
+                Frame::Seq { mark, .. } | Frame::Map { mark, .. } => *mark,
+            };
+            return Err(self.error(at, ParseErrorKind::TooDeep));
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    /// Places a finished node into its parent (or as the document root),
+    /// remembering it if it carries an anchor.
+    fn push(&mut self, node: Node, anchor: usize, size: usize) -> Result<(), ParseError> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+        let document = self.document.max(1);
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Frame::Seq {
+                items, size: total, ..
+            }) => {
+                *total += size;
+                items.push(node);
+            }
+            Some(Frame::Map {
+                entries,
+                key,
+                seen,
+                size: total,
+                ..
+            }) => {
+                *total += size;
+                match key.take() {
+                    Some(k) => entries.push((k, node)),
+                    None => {
+                        let err = |kind| ParseError {
+                            document,
+                            mark: node.mark,
+                            kind,
+                        };
+                        let Value::Scalar(scalar) = &node.value else {
+                            return Err(err(ParseErrorKind::ComplexKey(node.type_name())));
+                        };
+                        if node.as_str() == Some("<<") {
+                            return Err(err(ParseErrorKind::MergeKey));
+                        }
+                        let canonical = canonical_key(scalar);
+                        if let Some(&first_line) = seen.get(&canonical) {
+                            return Err(err(ParseErrorKind::DuplicateKey {
+                                key: display_key(scalar),
+                                first_line,
+                            }));
+                        }
+                        seen.insert(canonical, node.mark.line);
+                        *key = Some(node);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_empty_document(node: &Node) -> bool {
+    matches!(node.value, Value::Scalar(Scalar::Null))
+}
+
+/// Keys compare by value and type: `1` and `"1"` are different keys, as
+/// they are to a YAML parser.
+fn canonical_key(scalar: &Scalar) -> String {
+    match scalar {
+        Scalar::Null => "n:".into(),
+        Scalar::Bool(b) => format!("b:{b}"),
+        Scalar::Int(i) => format!("i:{i}"),
+        Scalar::Float(f) => format!("f:{}", f.to_bits()),
+        Scalar::Str(s) => format!("s:{s}"),
+    }
+}
+
+fn display_key(scalar: &Scalar) -> String {
+    match scalar {
+        Scalar::Null => "null".into(),
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Float(f) => f.to_string(),
+        Scalar::Str(s) => s.clone(),
+    }
+}
+
+/// The suffix of a tag in the standard `tag:yaml.org,2002:` namespace
+/// (written `!!x`), or `None` for any other tag.
+fn standard_tag(tag: &Tag) -> Option<&str> {
+    match tag.handle.as_str() {
+        "!!" => Some(tag.suffix.as_str()),
+        "tag:yaml.org,2002:" => Some(tag.suffix.as_str()),
+        "!" if tag.suffix.starts_with("tag:yaml.org,2002:") => {
+            Some(&tag.suffix["tag:yaml.org,2002:".len()..])
+        }
+        _ => None,
+    }
+}
+
+fn tag_text(tag: &Tag) -> String {
+    format!("{}{}", tag.handle, tag.suffix)
+}
+
+fn check_collection_tag(tag: Option<&Tag>, expected: &str) -> Result<(), ParseErrorKind> {
+    match tag {
+        None => Ok(()),
+        Some(t) if standard_tag(t) == Some(expected) => Ok(()),
+        Some(t) => Err(ParseErrorKind::ForbiddenTag(tag_text(t))),
+    }
+}
+
+fn resolve_scalar(
+    text: String,
+    style: TScalarStyle,
+    tag: Option<&Tag>,
+) -> Result<Value, ParseErrorKind> {
+    let scalar = match tag {
+        // `! value` is the non-specific tag: a string.
+        Some(t) if t.handle == "!" && t.suffix.is_empty() => Scalar::Str(text),
+        Some(t) => match standard_tag(t) {
+            Some("str") => Scalar::Str(text),
+            Some("int") => resolve_plain(&text)
+                .filter(|s| matches!(s, Scalar::Int(_)))
+                .ok_or(ParseErrorKind::BadTaggedValue {
+                    tag: "!!int",
+                    value: text,
+                })?,
+            Some("float") => match resolve_plain(&text) {
+                Some(Scalar::Float(f)) => Scalar::Float(f),
+                Some(Scalar::Int(i)) => Scalar::Float(i as f64),
+                _ => {
+                    return Err(ParseErrorKind::BadTaggedValue {
+                        tag: "!!float",
+                        value: text,
+                    })
+                }
+            },
+            Some("bool") => resolve_plain(&text)
+                .filter(|s| matches!(s, Scalar::Bool(_)))
+                .ok_or(ParseErrorKind::BadTaggedValue {
+                    tag: "!!bool",
+                    value: text,
+                })?,
+            Some("null") => resolve_plain(&text)
+                .filter(|s| matches!(s, Scalar::Null))
+                .ok_or(ParseErrorKind::BadTaggedValue {
+                    tag: "!!null",
+                    value: text,
+                })?,
+            _ => return Err(ParseErrorKind::ForbiddenTag(tag_text(t))),
+        },
+        None if style == TScalarStyle::Plain => resolve_plain(&text).unwrap_or(Scalar::Str(text)),
+        None => Scalar::Str(text),
+    };
+    Ok(Value::Scalar(scalar))
+}
+
+/// The YAML 1.2 core schema's reading of a plain scalar, or `None` for a string.
+pub(crate) fn resolve_plain(text: &str) -> Option<Scalar> {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Scalar::Null),
+        "true" | "True" | "TRUE" => return Some(Scalar::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Scalar::Bool(false)),
+        ".nan" | ".NaN" | ".NAN" => return Some(Scalar::Float(f64::NAN)),
+        _ => {}
+    }
+    if let Some(hex) = text.strip_prefix("0x") {
+        return parse_radix(hex, 16);
+    }
+    if let Some(oct) = text.strip_prefix("0o") {
+        return parse_radix(oct, 8);
+    }
+    let (negative, unsigned) = match text.as_bytes()[0] {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if matches!(unsigned, ".inf" | ".Inf" | ".INF") {
+        return Some(Scalar::Float(if negative {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        }));
+    }
+    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(match text.parse::<i128>() {
+            Ok(i) => Scalar::Int(i),
+            // Beyond i128: still a number to every parser, so keep it one.
+            Err(_) => Scalar::Float(text.parse().ok()?),
+        });
+    }
+    if is_core_float(unsigned) {
+        return text.parse::<f64>().ok().map(Scalar::Float);
+    }
+    None
+}
+
+fn parse_radix(digits: &str, radix: u32) -> Option<Scalar> {
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    i128::from_str_radix(digits, radix).ok().map(Scalar::Int)
+}
+
+/// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, the core schema's float.
+fn is_core_float(s: &str) -> bool {
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(at) => (&s[..at], Some(&s[at + 1..])),
+        None => (s, None),
+    };
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some(("", frac)) => digits(frac),
+        Some((int, frac)) => digits(int) && (frac.is_empty() || digits(frac)),
+        None => digits(mantissa),
+    };
+    let exponent_ok = match exponent {
+        None => true,
+        Some(e) => digits(e.strip_prefix(['-', '+']).unwrap_or(e)),
+    };
+    mantissa_ok && exponent_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots(input: &str) -> Vec<Option<Node>> {
+        parse_stream(input.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|d| d.root)
+            .collect()
+    }
+
+    fn err(input: &[u8]) -> ParseError {
+        parse_stream(input).unwrap_err()
+    }
+
+    #[test]
+    fn empty_stream_and_comment_only_documents_are_empty() {
+        assert!(parse_stream(b"").unwrap().is_empty());
+        assert!(roots("# just a comment\n").iter().all(Option::is_none));
+        let docs = parse_stream(b"---\n# nothing\n---\na: 1\n---\n").unwrap();
+        assert_eq!(docs.iter().filter(|d| d.root.is_some()).count(), 1);
+        let real = docs.iter().find(|d| d.root.is_some()).unwrap();
+        assert_eq!(real.index, 2);
+        assert_eq!(real.mark.line, 3);
+    }
+
+    #[test]
+    fn plain_scalars_follow_the_core_schema() {
+        let doc = roots("a: on\nb: 0o17\nc: 0x1F\nd: 1e3\ne: ~\nf: TRUE\ng: 1_000\nh: '12'\ni: -.inf\nj: 12:30\n")
+            .remove(0)
+            .unwrap();
+        let get = |k| doc.get(k).unwrap().value.clone();
+        assert_eq!(get("a"), Value::Scalar(Scalar::Str("on".into())));
+        assert_eq!(get("b"), Value::Scalar(Scalar::Int(15)));
+        assert_eq!(get("c"), Value::Scalar(Scalar::Int(31)));
+        assert_eq!(get("d"), Value::Scalar(Scalar::Float(1000.0)));
+        assert_eq!(get("e"), Value::Scalar(Scalar::Null));
+        assert_eq!(get("f"), Value::Scalar(Scalar::Bool(true)));
+        assert_eq!(get("g"), Value::Scalar(Scalar::Str("1_000".into())));
+        assert_eq!(get("h"), Value::Scalar(Scalar::Str("12".into())));
+        assert_eq!(get("i"), Value::Scalar(Scalar::Float(f64::NEG_INFINITY)));
+        assert_eq!(get("j"), Value::Scalar(Scalar::Str("12:30".into())));
+    }
+
+    #[test]
+    fn duplicate_keys_name_both_lines() {
+        let e = err(b"a: 1\nmetadata:\n  name: x\n  name: y\n");
+        assert_eq!(e.mark.line, 4);
+        assert_eq!(
+            e.kind,
+            ParseErrorKind::DuplicateKey {
+                key: "name".into(),
+                first_line: 3
+            }
+        );
+    }
+
+    #[test]
+    fn bom_crlf_and_document_end_markers_are_accepted() {
+        let docs =
+            parse_stream(b"\xef\xbb\xbfa: 1\r\nb: |\r\n  x\r\n  y\r\n...\r\n---\r\nc: 2\r\n")
+                .unwrap();
+        assert_eq!(docs.len(), 2);
+        let first = docs[0].root.as_ref().unwrap();
+        assert_eq!(first.get("b").unwrap().as_str(), Some("x\ny\n"));
+    }
+
+    #[test]
+    fn aliases_of_normal_size_expand() {
+        let doc = roots("a: &x {k: v}\nb: *x\n").remove(0).unwrap();
+        assert_eq!(doc.get("a"), doc.get("b"));
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_quickly() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            bomb.push_str(&format!(
+                "b{i}: &b{i} [{}]\n",
+                vec![
+                    format!(
+                        "*{}",
+                        if i == 1 {
+                            "a".to_string()
+                        } else {
+                            format!("b{}", i - 1)
+                        }
+                    );
+                    10
+                ]
+                .join(", ")
+            ));
+        }
+        assert_eq!(err(bomb.as_bytes()).kind, ParseErrorKind::AliasBomb);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let deep = "[".repeat(20_000) + &"]".repeat(20_000);
+        assert_eq!(err(deep.as_bytes()).kind, ParseErrorKind::TooDeep);
+        let mut block = String::new();
+        for i in 0..5_000 {
+            block.push_str(&" ".repeat(i));
+            block.push_str("a:\n");
+        }
+        assert_eq!(err(block.as_bytes()).kind, ParseErrorKind::TooDeep);
+    }
+
+    #[test]
+    fn custom_tags_are_refused() {
+        let e = err(b"a: !!python/object:os.system x\n");
+        assert!(matches!(e.kind, ParseErrorKind::ForbiddenTag(ref t) if t.contains("python")));
+        assert!(matches!(
+            err(b"a: !foo x\n").kind,
+            ParseErrorKind::ForbiddenTag(_)
+        ));
+        let ok = roots("a: !!str 12\n").remove(0).unwrap();
+        assert_eq!(ok.get("a").unwrap().as_str(), Some("12"));
+    }
+
+    #[test]
+    fn invalid_utf8_points_at_the_line() {
+        let e = err(b"a: 1\n---\nb: \xff\n");
+        assert_eq!(e.kind, ParseErrorKind::InvalidUtf8);
+        assert_eq!((e.document, e.mark.line), (2, 3));
+    }
+
+    #[test]
+    fn merge_keys_and_complex_keys_are_refused() {
+        assert_eq!(
+            err(b"a: &x {k: v}\nb:\n  <<: *x\n").kind,
+            ParseErrorKind::MergeKey
+        );
+        assert!(matches!(
+            err(b"? [a]\n: b\n").kind,
+            ParseErrorKind::ComplexKey(_)
+        ));
+    }
+}

@@ -1,0 +1,61 @@
+//! What the tests need from the machine: `../shared` (the corpus and CRDs)
+//! and `kubectl` (with kustomize v5). Outside CI a missing one skips the test
+//! with a printed reason; in CI (`CI` set) it fails, so a green CI run can
+//! never mean "skipped".
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// Panics in CI, prints a reason and returns `None` elsewhere.
+fn missing<T>(what: &str) -> Option<T> {
+    if in_ci() {
+        panic!("required for this test and missing in CI: {what}");
+    }
+    eprintln!("SKIPPED: {what} is missing");
+    None
+}
+
+/// The `shared` directory beside the repository.
+pub fn shared() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    if dir.join("corpus").is_dir() && dir.join("crds").is_dir() {
+        Some(dir)
+    } else {
+        missing(&format!("{} (the corpus and CRDs)", dir.display()))
+    }
+}
+
+/// `kubectl`, if it runs and has `kustomize`.
+pub fn kubectl() -> Option<PathBuf> {
+    let ok = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Kustomize")
+        });
+    if ok {
+        Some(PathBuf::from("kubectl"))
+    } else {
+        missing("kubectl with kustomize (kubectl version --client)")
+    }
+}
+
+/// Builds `dir` with `kubectl kustomize`; panics with kustomize's message on failure.
+pub fn kustomize_build(dir: &std::path::Path) -> String {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("kustomize prints UTF-8")
+}

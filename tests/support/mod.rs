@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests; each test binary uses a part.
+#![allow(dead_code)]
+
+pub mod cli;
+pub mod env;
