@@ -10,10 +10,10 @@ use crate::cli::{Cli, Command, RenderArgs};
 use crate::error::{Error, InputError};
 use crate::outdir;
 use crate::plan::{plan, Plan};
-use crate::render::{render, RenderedTree};
+use crate::render::{RenderedTree, TreeBuilder};
 use crate::summary::{ClusterSummary, Summary};
-use crate::validate::{validate, Problem};
-use crate::yaml::parse_stream;
+use crate::validate::{Problem, Validator};
+use crate::yaml::parse_stream_each;
 
 /// Runs a command; returns the exit code for a run that did not fail.
 pub fn run(cli: Cli) -> Result<u8, Error> {
@@ -24,10 +24,21 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
 
 /// Parses, validates and renders one response, with the warnings of
 /// validation. Pure: the core of every command.
+///
+/// Each document is rendered as soon as it is validated and its tree
+/// dropped, so memory holds the input and the output, not every tree.
 pub fn render_response(bytes: &[u8]) -> Result<(RenderedTree, Vec<Problem>), InputError> {
-    let documents = parse_stream(bytes)?;
-    let set = validate(documents)?;
-    Ok((render(&set), set.warnings().to_vec()))
+    let mut validator = Validator::default();
+    let mut tree = TreeBuilder::default();
+    parse_stream_each(bytes, |doc| {
+        if let Some(policy) = validator.push(doc) {
+            if validator.is_ok() {
+                tree.add(&policy);
+            }
+        }
+    })?;
+    let warnings = validator.finish()?;
+    Ok((tree.finish(), warnings))
 }
 
 /// One response, from wherever it came.
@@ -104,28 +115,29 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
 
     if args.output.stdout {
         let mut stdout = std::io::stdout().lock();
-        for r in &rendered {
-            let plan = plan(&r.tree, &Default::default()).expect("nothing exists to conflict with");
+        for r in rendered {
+            write_stdout(&mut stdout, &r.tree)?;
+            // Nothing exists to compare with: every object is an addition.
+            let plan = plan(r.tree, Default::default()).expect("nothing exists to conflict with");
             summary
                 .clusters
-                .push(ClusterSummary::from_plan(r.cluster.clone(), &plan));
-            write_stdout(&mut stdout, r)?;
+                .push(ClusterSummary::from_plan(r.cluster, &plan));
         }
     } else {
         let out = args.output.out.as_ref().expect("clap requires an output");
         // Plan every directory before writing any, so a refusal anywhere
         // leaves everything as it was.
         let mut plans: Vec<(PathBuf, Plan)> = Vec::new();
-        for r in &rendered {
+        for r in rendered {
             let dir = out.clone();
             let existing = outdir::read_existing(&dir)?;
-            let plan = plan(&r.tree, &existing).map_err(|source| Error::Plan {
+            let plan = plan(r.tree, existing).map_err(|source| Error::Plan {
                 dir: dir.clone(),
                 source,
             })?;
             summary
                 .clusters
-                .push(ClusterSummary::from_plan(r.cluster.clone(), &plan));
+                .push(ClusterSummary::from_plan(r.cluster, &plan));
             plans.push((dir, plan));
         }
         for (dir, plan) in &plans {
@@ -142,7 +154,7 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
     Ok(crate::error::exit::OK)
 }
 
-fn write_stdout(stdout: &mut impl Write, r: &Rendered) -> Result<(), Error> {
+fn write_stdout(stdout: &mut impl Write, tree: &RenderedTree) -> Result<(), Error> {
     let to_err = |source| {
         Error::Output(outdir::OutputError {
             action: "write to",
@@ -151,7 +163,7 @@ fn write_stdout(stdout: &mut impl Write, r: &Rendered) -> Result<(), Error> {
         })
     };
     stdout
-        .write_all(r.tree.to_stream().as_bytes())
+        .write_all(tree.to_stream().as_bytes())
         .map_err(to_err)?;
     stdout.flush().map_err(to_err)
 }

@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::plan::{ChangeKind, Existing, Plan};
+use crate::plan::{Change, ChangeKind, Existing, Plan};
 use crate::render::KUSTOMIZATION;
 
 /// Suffix of the temporary files and directories a run writes; left-overs of
@@ -84,13 +84,16 @@ fn apply_in_place(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
             c.kind != ChangeKind::Remove && (c.path == KUSTOMIZATION) == kustomization
         })
     };
-    for change in writes(false).chain(writes(true)) {
+    let write = |change: &&Change| {
         let bytes = change
             .new
             .as_deref()
             .expect("adds and updates carry content");
-        write_atomically(&dir.join(&change.path), bytes)?;
-    }
+        write_atomically(&dir.join(&change.path), bytes)
+    };
+    // The kustomization strictly after every file it lists.
+    in_parallel(&writes(false).collect::<Vec<_>>(), write)?;
+    writes(true).try_for_each(|c| write(&c))?;
     for change in plan.changes.iter().filter(|c| c.kind == ChangeKind::Remove) {
         let path = dir.join(&change.path);
         match fs::remove_file(&path) {
@@ -120,15 +123,38 @@ fn create_whole(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
         fs::remove_dir_all(&staging).map_err(err("remove stale", &staging))?;
     }
     fs::create_dir(&staging).map_err(err("create directory", &staging))?;
-    for change in &plan.changes {
+    in_parallel(&plan.changes, |change| {
         let bytes = change
             .new
             .as_deref()
             .expect("a new directory only has additions");
         let path = staging.join(&change.path);
-        fs::write(&path, bytes).map_err(err("write", &path))?;
-    }
+        fs::write(&path, bytes).map_err(err("write", &path))
+    })?;
     fs::rename(&staging, dir).map_err(err("create directory", dir))
+}
+
+/// Creating thousands of files is bound by file-system latency, not CPU;
+/// a few threads overlap it (measured in BENCHMARKS.md).
+const WRITERS: usize = 4;
+
+fn in_parallel<T: Sync>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), OutputError> + Sync,
+) -> Result<(), OutputError> {
+    if items.len() < 64 {
+        return items.iter().try_for_each(f);
+    }
+    let chunk = items.len().div_ceil(WRITERS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().try_for_each(&f)))
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().expect("a writer thread panicked"))
+    })
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {

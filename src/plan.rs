@@ -76,49 +76,59 @@ pub enum PlanError {
     NotOurs { path: String },
 }
 
-/// Compares `tree` with `existing` (file name → what is there now).
+/// Compares `tree` with `existing` (file name → what is there now). Both
+/// are consumed: the plan moves their bytes instead of copying them.
 ///
 /// Files in `existing` that are not ours are left alone unless the tree
 /// would write to the same name, which is an error. Our files that the tree
 /// no longer has are removed.
-pub fn plan(tree: &RenderedTree, existing: &BTreeMap<String, Existing>) -> Result<Plan, PlanError> {
+pub fn plan(
+    tree: RenderedTree,
+    mut existing: BTreeMap<String, Existing>,
+) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
-    for (path, file) in &tree.files {
-        match existing.get(path) {
-            None => plan.changes.push(Change {
-                path: path.clone(),
-                kind: ChangeKind::Add,
-                identity: file.identity.clone(),
-                old: None,
-                new: Some(file.bytes.clone()),
-            }),
-            Some(e) if !e.is_ours() => return Err(PlanError::NotOurs { path: path.clone() }),
-            Some(Existing::File(old)) if *old == file.bytes => {
+    for (path, file) in tree.files {
+        let kind = match existing.remove(&path) {
+            None => ChangeKind::Add,
+            Some(e) if !e.is_ours() => return Err(PlanError::NotOurs { path }),
+            Some(Existing::File(old)) if old == file.bytes => {
                 if file.identity.is_some() {
                     plan.unchanged += 1;
                 }
+                continue;
             }
-            Some(Existing::File(old)) => plan.changes.push(Change {
-                path: path.clone(),
-                kind: ChangeKind::Update,
-                identity: file.identity.clone(),
-                old: Some(old.clone()),
-                new: Some(file.bytes.clone()),
-            }),
+            Some(Existing::File(old)) => {
+                plan.changes.push(Change {
+                    path,
+                    kind: ChangeKind::Update,
+                    identity: file.identity,
+                    old: Some(old),
+                    new: Some(file.bytes),
+                });
+                continue;
+            }
             Some(Existing::Other) => unreachable!("Other is never ours"),
-        }
+        };
+        plan.changes.push(Change {
+            path,
+            kind,
+            identity: file.identity,
+            old: None,
+            new: Some(file.bytes),
+        });
     }
     for (path, e) in existing {
+        if !e.is_ours() {
+            continue;
+        }
         if let Existing::File(old) = e {
-            if e.is_ours() && !tree.files.contains_key(path) {
-                plan.changes.push(Change {
-                    path: path.clone(),
-                    kind: ChangeKind::Remove,
-                    identity: identity_of(old),
-                    old: Some(old.clone()),
-                    new: None,
-                });
-            }
+            plan.changes.push(Change {
+                path,
+                kind: ChangeKind::Remove,
+                identity: identity_of(&old),
+                old: Some(old),
+                new: None,
+            });
         }
     }
     plan.changes.sort_by(|a, b| a.path.cmp(&b.path));
@@ -159,7 +169,7 @@ mod tests {
     #[test]
     fn same_input_plans_nothing() {
         let t = tree(&format!("{A}---\n{B}"));
-        let p = plan(&t, &existing_from(&t)).unwrap();
+        let p = plan(t.clone(), existing_from(&t)).unwrap();
         assert!(p.is_empty());
         assert_eq!(p.unchanged, 2);
     }
@@ -168,7 +178,7 @@ mod tests {
     fn adds_updates_and_removes_with_identities() {
         let before = tree(&format!("{A}---\n{B}"));
         let after = tree(A2);
-        let p = plan(&after, &existing_from(&before)).unwrap();
+        let p = plan(after, existing_from(&before)).unwrap();
         let summary: Vec<_> = p
             .changes
             .iter()
@@ -199,7 +209,7 @@ mod tests {
             "README.md".to_string(),
             Existing::File(b"hand written".to_vec()),
         );
-        let p = plan(&t, &existing).unwrap();
+        let p = plan(t.clone(), existing.clone()).unwrap();
         assert!(p.changes.iter().all(|c| c.path != "README.md"));
 
         existing.insert(
@@ -207,12 +217,12 @@ mod tests {
             Existing::File(b"mine".to_vec()),
         );
         assert_eq!(
-            plan(&t, &existing),
+            plan(t.clone(), existing.clone()),
             Err(PlanError::NotOurs {
                 path: "clusterpolicy_a.yaml".into()
             })
         );
         existing.insert("clusterpolicy_a.yaml".to_string(), Existing::Other);
-        assert!(plan(&t, &existing).is_err());
+        assert!(plan(t, existing).is_err());
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::identity::Identity;
-use crate::policy::PolicySet;
+use crate::policy::{Policy, PolicySet};
 use crate::yaml::{emit_document, Node, Value};
 
 /// The first line of every file the tool writes. It is also how the tool
@@ -56,30 +56,46 @@ impl RenderedTree {
 
 /// Renders one file per policy plus a `kustomization.yaml` listing them.
 pub fn render(set: &PolicySet) -> RenderedTree {
-    let mut files = BTreeMap::new();
+    let mut builder = TreeBuilder::default();
     for policy in set.policies() {
+        builder.add(policy);
+    }
+    builder.finish()
+}
+
+/// Renders policies one at a time, keeping only their bytes.
+#[derive(Debug, Default)]
+pub struct TreeBuilder {
+    files: BTreeMap<String, RenderedFile>,
+}
+
+impl TreeBuilder {
+    pub fn add(&mut self, policy: &Policy) {
         let mut text = String::from(HEADER);
         emit_document(&policy.document, &mut text);
-        let previous = files.insert(
+        let previous = self.files.insert(
             file_name(&policy.identity),
             RenderedFile {
                 bytes: text.into_bytes(),
                 identity: Some(policy.identity.clone()),
             },
         );
-        // File names are injective over identities and identities are unique
-        // in a PolicySet, so this cannot happen short of a bug.
+        // File names are injective over identities and the validator lets
+        // each identity through once, so this cannot happen short of a bug.
         assert!(previous.is_none(), "two objects rendered to one file name");
     }
-    let resources: Vec<Node> = files.keys().map(Node::string).collect();
-    files.insert(
-        KUSTOMIZATION.to_owned(),
-        RenderedFile {
-            bytes: kustomization(resources).into_bytes(),
-            identity: None,
-        },
-    );
-    RenderedTree { files }
+
+    pub fn finish(mut self) -> RenderedTree {
+        let resources: Vec<Node> = self.files.keys().map(Node::string).collect();
+        self.files.insert(
+            KUSTOMIZATION.to_owned(),
+            RenderedFile {
+                bytes: kustomization(resources).into_bytes(),
+                identity: None,
+            },
+        );
+        RenderedTree { files: self.files }
+    }
 }
 
 /// Only `resources`: anything else (namespace, labels, patches) would change

@@ -76,26 +76,43 @@ impl fmt::Display for ValidationError {
 }
 
 /// Checks and cleans every document of a stream. Empty documents are skipped.
+pub fn validate(documents: Vec<Document>) -> Result<PolicySet, ValidationError> {
+    let mut validator = Validator::default();
+    let policies: Vec<Policy> = documents
+        .into_iter()
+        .filter_map(|doc| validator.push(doc))
+        .collect();
+    let warnings = validator.finish()?;
+    Ok(PolicySet::new(policies, warnings))
+}
+
+/// Validation one document at a time, for callers that render each policy
+/// as it arrives instead of holding every tree.
 ///
 /// A namespace on a cluster-scoped kind is the one thing dropped with a
 /// warning instead of refused: the API server ignores it, and published
 /// policies (the Kyverno library's `add-volume`) carry one.
-pub fn validate(documents: Vec<Document>) -> Result<PolicySet, ValidationError> {
-    let mut problems = Vec::new();
-    let mut policies: Vec<Policy> = Vec::new();
-    let mut seen: HashMap<Identity, Source> = HashMap::new();
-    let mut warnings = Vec::new();
+#[derive(Debug, Default)]
+pub struct Validator {
+    seen: HashMap<Identity, Source>,
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
 
-    for doc in documents {
-        let Some(root) = doc.root else { continue };
+impl Validator {
+    /// Checks one document; returns the policy when it is valid. Once any
+    /// document was refused, the stream as a whole will be, but later
+    /// documents are still checked so that every problem is reported.
+    pub fn push(&mut self, doc: Document) -> Option<Policy> {
+        let root = doc.root?;
         let source = Source {
             document: doc.index,
             line: root.mark.line,
         };
-        match check_document(root, source, &mut warnings) {
+        match check_document(root, source, &mut self.warnings) {
             Ok(policy) => {
-                if let Some(first) = seen.get(&policy.identity) {
-                    problems.push(Problem {
+                if let Some(first) = self.seen.get(&policy.identity) {
+                    self.problems.push(Problem {
                         source,
                         field: String::new(),
                         reason: format!(
@@ -103,19 +120,33 @@ pub fn validate(documents: Vec<Document>) -> Result<PolicySet, ValidationError> 
                             policy.identity
                         ),
                     });
+                    None
                 } else {
-                    seen.insert(policy.identity.clone(), source);
-                    policies.push(policy);
+                    self.seen.insert(policy.identity.clone(), source);
+                    Some(policy)
                 }
             }
-            Err(p) => problems.push(p),
+            Err(p) => {
+                self.problems.push(p);
+                None
+            }
         }
     }
 
-    if problems.is_empty() {
-        Ok(PolicySet::new(policies, warnings))
-    } else {
-        Err(ValidationError { problems })
+    /// Whether every document so far was valid.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The warnings of a valid stream, or every problem of an invalid one.
+    pub fn finish(self) -> Result<Vec<Problem>, ValidationError> {
+        if self.problems.is_empty() {
+            Ok(self.warnings)
+        } else {
+            Err(ValidationError {
+                problems: self.problems,
+            })
+        }
     }
 }
 

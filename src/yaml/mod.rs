@@ -11,7 +11,7 @@ pub mod emit;
 pub mod parse;
 
 pub use emit::emit_document;
-pub use parse::{parse_stream, Document, ParseError, ParseErrorKind};
+pub use parse::{parse_stream, parse_stream_each, Document, ParseError, ParseErrorKind};
 
 /// A position in the input, 1-based like an editor shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

@@ -74,6 +74,15 @@ pub enum ParseErrorKind {
 /// document end markers are accepted. Plain scalars are resolved with the
 /// YAML 1.2 core schema (so `on` and `yes` are strings, `0o17` is 15).
 pub fn parse_stream(input: &[u8]) -> Result<Vec<Document>, ParseError> {
+    let mut documents = Vec::new();
+    parse_stream_each(input, |doc| documents.push(doc))?;
+    Ok(documents)
+}
+
+/// Like [`parse_stream`], but hands each document to `each` as soon as it is
+/// complete, so a caller that keeps less than the whole tree (the renderer
+/// keeps only the rendered bytes) holds one document's tree at a time.
+pub fn parse_stream_each(input: &[u8], mut each: impl FnMut(Document)) -> Result<(), ParseError> {
     let text = std::str::from_utf8(input).map_err(|e| {
         let before = &input[..e.valid_up_to()];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -109,8 +118,11 @@ pub fn parse_stream(input: &[u8]) -> Result<Vec<Document>, ParseError> {
             break;
         }
         builder.on_event(event, mark(&marker))?;
+        if let Some(doc) = builder.finished.take() {
+            each(doc);
+        }
     }
-    Ok(builder.documents)
+    Ok(())
 }
 
 /// A rough document count for errors found before parsing starts: lines
@@ -153,7 +165,8 @@ enum Frame {
 
 #[derive(Default)]
 struct Builder {
-    documents: Vec<Document>,
+    /// The document that the last event completed, if any.
+    finished: Option<Document>,
     /// 1-based index of the document being read.
     document: usize,
     doc_mark: Mark,
@@ -184,7 +197,7 @@ impl Builder {
             }
             Event::DocumentEnd => {
                 let root = self.root.take().filter(|n| !is_empty_document(n));
-                self.documents.push(Document {
+                self.finished = Some(Document {
                     index: self.document,
                     mark: self.doc_mark,
                     root,
