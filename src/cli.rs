@@ -2,6 +2,7 @@
 //! and docs rely on: add, never rename.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -54,12 +55,122 @@ pub struct RenderArgs {
     pub summary_file: Option<PathBuf>,
 }
 
+/// Where the policies come from: a file, or the Insights API.
+///
+/// The API flags fall back to the insights-agent's variables
+/// (`FAIRWINDS_INSIGHTS_HOST`, `FAIRWINDS_ORG`, `FAIRWINDS_CLUSTER`), so
+/// `--from-file` wins over them rather than conflicting with them.
 #[derive(Debug, Args)]
-#[group(id = "source", required = true, multiple = false)]
 pub struct SourceArgs {
     /// Read an Insights response (a multi-document YAML stream) from a file, or `-` for stdin.
     #[arg(long, value_name = "PATH", help_heading = "Source")]
     pub from_file: Option<PathBuf>,
+
+    /// Insights organization.
+    #[arg(
+        long,
+        env = "FAIRWINDS_ORG",
+        value_name = "ORG",
+        help_heading = "Insights API"
+    )]
+    pub org: Option<String>,
+
+    /// Cluster to render; repeat it or give a comma-separated list.
+    #[arg(
+        long = "cluster",
+        env = "FAIRWINDS_CLUSTER",
+        value_name = "CLUSTER",
+        value_delimiter = ',',
+        help_heading = "Insights API"
+    )]
+    pub clusters: Vec<String>,
+
+    /// Insights base URL.
+    #[arg(long, env = "FAIRWINDS_INSIGHTS_HOST", default_value = crate::insights::DEFAULT_HOST, value_name = "URL", help_heading = "Insights API")]
+    pub insights_host: String,
+
+    /// Read the API token from this file. Without it the token comes from FAIRWINDS_TOKEN; it is never a flag value.
+    #[arg(long, value_name = "PATH", help_heading = "Insights API")]
+    pub token_file: Option<PathBuf>,
+
+    /// Trust this PEM CA bundle as well as the platform's roots (a self-hosted Insights).
+    #[arg(long, value_name = "PATH", help_heading = "Insights API")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Clusters fetched at the same time.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256), value_name = "N", help_heading = "Insights API")]
+    pub concurrency: u16,
+
+    /// Time allowed to open a connection.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
+    pub connect_timeout: Duration,
+
+    /// Time allowed for one attempt, headers and body together.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
+    pub request_timeout: Duration,
+
+    /// Further attempts after a connection error, a timeout, a truncated body, HTTP 429 or 5xx.
+    #[arg(
+        long,
+        default_value_t = 3,
+        value_name = "N",
+        help_heading = "Insights API"
+    )]
+    pub retries: u32,
+
+    /// First wait before a retry; it doubles up to --retry-max-backoff, with jitter.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
+    pub retry_min_backoff: Duration,
+
+    /// Longest wait between retries (a server's Retry-After is honoured up to 60s).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
+    pub retry_max_backoff: Duration,
+
+    /// Refuse a response body larger than this (B, KiB, MiB or GiB).
+    #[arg(long, default_value = "32MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Insights API")]
+    pub max_body_size: u64,
+
+    /// Write the clusters that succeeded even when others failed; still exit non-zero.
+    #[arg(long, help_heading = "Insights API")]
+    pub keep_going: bool,
+}
+
+/// `500ms`, `10s`, `2m`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
+    let seconds = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{text:?} is not a duration like 500ms, 10s or 2m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// `1024`, `64KiB`, `32MiB`, `1GiB` (KB/MB/GB are read as the same powers of two).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 512KiB or 32MiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{text:?} is not a size like 512KiB or 32MiB")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[derive(Debug, Args)]

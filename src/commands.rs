@@ -3,7 +3,7 @@
 //! Every check happens before the first write: a run either renders every
 //! cluster it was asked for, or writes nothing.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command, RenderArgs};
@@ -11,6 +11,7 @@ use crate::error::{Error, InputError};
 use crate::outdir;
 use crate::plan::{plan, Plan};
 use crate::render::{RenderedTree, TreeBuilder};
+use crate::source::{check_cluster_dir_name, Input, Source};
 use crate::summary::{ClusterSummary, Summary};
 use crate::validate::{Problem, Validator};
 use crate::yaml::parse_stream_each;
@@ -41,120 +42,153 @@ pub fn render_response(bytes: &[u8]) -> Result<(RenderedTree, Vec<Problem>), Inp
     Ok((tree.finish(), warnings))
 }
 
-/// One response, from wherever it came.
-struct Input {
-    /// The cluster it belongs to, when the source knows.
+/// What became of one cluster (or of the one `--from-file` response).
+struct Outcome {
     cluster: Option<String>,
-    /// How to name it in messages.
-    origin: String,
-    bytes: Vec<u8>,
-}
-
-fn read_inputs(args: &RenderArgs) -> Result<Vec<Input>, Error> {
-    let path = args
-        .source
-        .from_file
-        .as_ref()
-        .expect("clap requires a source");
-    let (origin, bytes) = if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|source| Error::ReadInput {
-                path: path.clone(),
-                source,
-            })?;
-        ("stdin".to_string(), bytes)
-    } else {
-        let bytes = std::fs::read(path).map_err(|source| Error::ReadInput {
-            path: path.clone(),
-            source,
-        })?;
-        (path.display().to_string(), bytes)
-    };
-    Ok(vec![Input {
-        cluster: None,
-        origin,
-        bytes,
-    }])
-}
-
-struct Rendered {
-    cluster: Option<String>,
-    tree: RenderedTree,
-}
-
-fn render_inputs(inputs: Vec<Input>) -> Result<Vec<Rendered>, Error> {
-    inputs
-        .into_iter()
-        .map(|input| {
-            let (tree, warnings) =
-                render_response(&input.bytes).map_err(|source| Error::Input {
-                    origin: input.origin.clone(),
-                    source,
-                })?;
-            for w in warnings {
-                tracing::warn!("{}: {w}", input.origin);
-            }
-            tracing::info!(
-                cluster = input.cluster.as_deref().unwrap_or("-"),
-                objects = tree.object_count(),
-                "rendered"
-            );
-            Ok(Rendered {
-                cluster: input.cluster,
-                tree,
-            })
-        })
-        .collect()
+    result: Result<(PathBuf, Plan), Error>,
 }
 
 fn render_command(args: RenderArgs) -> Result<u8, Error> {
-    let rendered = render_inputs(read_inputs(&args)?)?;
-    let mut summary = Summary::default();
-
-    if args.output.stdout {
-        let mut stdout = std::io::stdout().lock();
-        for r in rendered {
-            write_stdout(&mut stdout, &r.tree)?;
-            // Nothing exists to compare with: every object is an addition.
-            let plan = plan(r.tree, Default::default()).expect("nothing exists to conflict with");
-            summary
-                .clusters
-                .push(ClusterSummary::from_plan(r.cluster, &plan));
-        }
-    } else {
-        let out = args.output.out.as_ref().expect("clap requires an output");
-        // Plan every directory before writing any, so a refusal anywhere
-        // leaves everything as it was.
-        let mut plans: Vec<(PathBuf, Plan)> = Vec::new();
-        for r in rendered {
-            let dir = out.clone();
-            let existing = outdir::read_existing(&dir)?;
-            let plan = plan(r.tree, existing).map_err(|source| Error::Plan {
-                dir: dir.clone(),
-                source,
-            })?;
-            summary
-                .clusters
-                .push(ClusterSummary::from_plan(r.cluster, &plan));
-            plans.push((dir, plan));
-        }
-        for (dir, plan) in &plans {
-            if !plan.is_empty() {
-                outdir::apply(dir, plan)?;
-            }
+    let source = Source::from_args(&args.source)?;
+    let clusters = source.clusters();
+    let several = clusters.len() > 1;
+    // Refused before anything is fetched, so no time is wasted on a run
+    // that could not write its result.
+    if several && args.output.out.is_some() {
+        for name in clusters.iter().flatten() {
+            check_cluster_dir_name(name)?;
         }
     }
+    let keep_going = args.source.keep_going;
+    let inputs = source.read()?;
 
+    let mut summary = Summary::default();
+    if args.output.stdout {
+        let mut trees = Vec::new();
+        let mut failures = Vec::new();
+        for input in inputs {
+            let (cluster, result) = render_input(input);
+            match result {
+                Ok(tree) => trees.push((cluster, tree)),
+                Err(e) => failures.push((cluster, e)),
+            }
+        }
+        if !failures.is_empty() && !keep_going {
+            return Err(Error::combine(failures));
+        }
+        let mut stdout = std::io::stdout().lock();
+        for (cluster, tree) in trees {
+            if several {
+                write_stdout(
+                    &mut stdout,
+                    &format!("# cluster: {}\n", cluster.as_deref().unwrap_or("")),
+                )?;
+            }
+            write_stdout(&mut stdout, &tree.to_stream())?;
+            // Nothing exists to compare with: every object is an addition.
+            let plan = plan(tree, Default::default()).expect("nothing exists to conflict with");
+            summary
+                .clusters
+                .push(ClusterSummary::from_plan(cluster, &plan));
+        }
+        return finish(&args, summary, failures);
+    }
+
+    let out = args.output.out.as_ref().expect("clap requires an output");
+    // Plan every directory before writing any, so that a refusal anywhere
+    // leaves everything as it was.
+    let outcomes: Vec<Outcome> = inputs
+        .into_iter()
+        .map(|input| {
+            let (cluster, rendered) = render_input(input);
+            let dir = match (&cluster, several) {
+                (Some(name), true) => out.join(name),
+                _ => out.clone(),
+            };
+            let result = rendered.and_then(|tree| {
+                let existing = outdir::read_existing(&dir)?;
+                let plan = plan(tree, existing).map_err(|source| Error::Plan {
+                    dir: dir.clone(),
+                    source,
+                })?;
+                Ok((dir, plan))
+            });
+            Outcome { cluster, result }
+        })
+        .collect();
+    let mut plans = Vec::new();
+    let mut failures = Vec::new();
+    for o in outcomes {
+        match o.result {
+            Ok(p) => plans.push((o.cluster, p)),
+            Err(e) => failures.push((o.cluster, e)),
+        }
+    }
+    if !failures.is_empty() && !keep_going {
+        return Err(Error::combine(failures));
+    }
+    for (cluster, (dir, plan)) in plans {
+        if !plan.is_empty() {
+            outdir::apply(&dir, &plan)?;
+        }
+        summary
+            .clusters
+            .push(ClusterSummary::from_plan(cluster, &plan));
+    }
+    finish(&args, summary, failures)
+}
+
+/// Parses, validates and renders one input, logging validation warnings.
+fn render_input(input: Input) -> (Option<String>, Result<RenderedTree, Error>) {
+    let Input {
+        cluster,
+        origin,
+        bytes,
+    } = input;
+    let result = bytes.and_then(|bytes| {
+        let (tree, warnings) = render_response(&bytes).map_err(|source| Error::Input {
+            origin: origin.clone(),
+            source,
+        })?;
+        for w in warnings {
+            tracing::warn!("{origin}: {w}");
+        }
+        tracing::info!(
+            cluster = cluster.as_deref().unwrap_or("-"),
+            objects = tree.object_count(),
+            "rendered"
+        );
+        Ok(tree)
+    });
+    (cluster, result)
+}
+
+/// Reports the run: the summary file, the human summary, and under
+/// `--keep-going` the clusters that failed (which make the exit non-zero).
+fn finish(
+    args: &RenderArgs,
+    mut summary: Summary,
+    failures: Vec<(Option<String>, Error)>,
+) -> Result<u8, Error> {
+    let code = failures
+        .iter()
+        .map(|(_, e)| e.exit_code())
+        .max()
+        .unwrap_or(crate::error::exit::OK);
+    for (cluster, e) in &failures {
+        eprintln!("error: {e}");
+        summary
+            .clusters
+            .push(ClusterSummary::failed(cluster.clone(), e.to_string()));
+    }
     if let Some(path) = &args.summary_file {
         write_summary(path, &summary)?;
     }
     eprint!("{}", summary.human());
-    Ok(crate::error::exit::OK)
+    Ok(code)
 }
 
-fn write_stdout(stdout: &mut impl Write, tree: &RenderedTree) -> Result<(), Error> {
+fn write_stdout(stdout: &mut impl Write, text: &str) -> Result<(), Error> {
     let to_err = |source| {
         Error::Output(outdir::OutputError {
             action: "write to",
@@ -162,9 +196,7 @@ fn write_stdout(stdout: &mut impl Write, tree: &RenderedTree) -> Result<(), Erro
             source,
         })
     };
-    stdout
-        .write_all(tree.to_stream().as_bytes())
-        .map_err(to_err)?;
+    stdout.write_all(text.as_bytes()).map_err(to_err)?;
     stdout.flush().map_err(to_err)
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::insights::InsightsError;
 use crate::outdir::OutputError;
 use crate::plan::PlanError;
 use crate::validate::ValidationError;
@@ -57,6 +58,15 @@ pub enum Error {
     Output(#[from] OutputError),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Fetch(InsightsError),
+    /// Several clusters failed; each is listed.
+    #[error("{} clusters failed; nothing was written:{}", .0.len(), list(.0))]
+    Clusters(Vec<(Option<String>, Error)>),
+}
+
+fn list(failures: &[(Option<String>, Error)]) -> String {
+    failures.iter().map(|(_, e)| format!("\n  {e}")).collect()
 }
 
 impl Error {
@@ -65,7 +75,26 @@ impl Error {
             Error::Input { .. } => exit::INVALID_INPUT,
             Error::Plan { .. } => exit::NOT_OURS,
             Error::Usage(_) => exit::USAGE,
-            Error::ReadInput { .. } | Error::Output(_) => exit::FAILURE,
+            Error::Fetch(InsightsError::Config(_)) => exit::USAGE,
+            Error::ReadInput { .. } | Error::Output(_) | Error::Fetch(_) => exit::FAILURE,
+            // The most specific code when all agree, else plain failure.
+            Error::Clusters(all) => {
+                let first = all.first().map_or(exit::FAILURE, |(_, e)| e.exit_code());
+                if all.iter().all(|(_, e)| e.exit_code() == first) {
+                    first
+                } else {
+                    exit::FAILURE
+                }
+            }
+        }
+    }
+
+    /// One failure as itself, several as [`Error::Clusters`].
+    pub fn combine(mut failures: Vec<(Option<String>, Error)>) -> Error {
+        if failures.len() == 1 {
+            failures.remove(0).1
+        } else {
+            Error::Clusters(failures)
         }
     }
 }

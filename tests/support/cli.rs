@@ -45,7 +45,14 @@ pub fn run(args: &[&str]) -> Run {
 }
 
 pub fn run_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    run_env(args, &[], stdin)
+}
+
+/// Runs with these environment variables set (and the ones `bin` clears
+/// otherwise absent).
+pub fn run_env(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
     let mut cmd = bin();
+    cmd.envs(env.iter().copied());
     cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

@@ -3,3 +3,4 @@
 
 pub mod cli;
 pub mod env;
+pub mod fake_insights;
