@@ -127,13 +127,12 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
     if !failures.is_empty() && !keep_going {
         return Err(Error::combine(failures));
     }
-    for (cluster, (dir, plan)) in plans {
-        if !plan.is_empty() {
-            outdir::apply(&dir, &plan)?;
-        }
+    let (clusters, plans): (Vec<_>, Vec<_>) = plans.into_iter().unzip();
+    outdir::apply_all(&plans)?;
+    for (cluster, (_, plan)) in clusters.into_iter().zip(&plans) {
         summary
             .clusters
-            .push(ClusterSummary::from_plan(cluster, &plan));
+            .push(ClusterSummary::from_plan(cluster, plan));
     }
     finish(&args, summary, failures)
 }

@@ -66,6 +66,12 @@ pub fn read_existing(dir: &Path) -> Result<BTreeMap<String, Existing>, OutputErr
     Ok(existing)
 }
 
+/// Applies each plan to its directory, several directories at a time.
+pub fn apply_all(plans: &[(PathBuf, Plan)]) -> Result<(), OutputError> {
+    let changed: Vec<_> = plans.iter().filter(|(_, p)| !p.is_empty()).collect();
+    in_parallel(&changed, |(dir, plan)| apply(dir, plan))
+}
+
 /// Applies `plan` to `dir`, creating it (and its parents) when missing.
 pub fn apply(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
     match fs::symlink_metadata(dir) {
@@ -142,7 +148,7 @@ fn in_parallel<T: Sync>(
     items: &[T],
     f: impl Fn(&T) -> Result<(), OutputError> + Sync,
 ) -> Result<(), OutputError> {
-    if items.len() < 64 {
+    if items.len() < 2 {
         return items.iter().try_for_each(f);
     }
     let chunk = items.len().div_ceil(WRITERS);
