@@ -40,6 +40,103 @@ pub struct Cli {
 pub enum Command {
     /// Render policies into a Kustomize directory (--out) or preview them (--stdout).
     Render(RenderArgs),
+    /// Render policies and commit them to a git repository, on the current branch or a bot branch.
+    Commit(CommitArgs),
+    /// Show what `commit` would change, as a summary and a unified diff; writes nothing.
+    /// Exits 0 when nothing would change, 2 when something would, 1 on error.
+    Diff(DiffArgs),
+}
+
+/// Where rendered directories go in a repository.
+#[derive(Debug, Args)]
+pub struct RepoArgs {
+    /// The repository (a working copy).
+    #[arg(
+        long,
+        default_value = ".",
+        value_name = "DIR",
+        help_heading = "Repository"
+    )]
+    pub repo: PathBuf,
+
+    /// Where each cluster's directory goes; `{cluster}` is replaced by the cluster name.
+    /// Keep it outside `clusters/`, which a `flux bootstrap` root applies recursively.
+    #[arg(
+        long,
+        default_value = "kyverno-policies/{cluster}",
+        value_name = "PATH",
+        help_heading = "Repository"
+    )]
+    pub path: String,
+
+    /// Branch to start from [default: the checked-out branch].
+    #[arg(long, value_name = "BRANCH", help_heading = "Repository")]
+    pub base: Option<String>,
+
+    /// Remote to push to and fetch from.
+    #[arg(
+        long,
+        default_value = "origin",
+        value_name = "NAME",
+        help_heading = "Repository"
+    )]
+    pub remote: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Commit on this bot branch, recreated from --base on every run, instead of the current branch.
+    #[arg(long, value_name = "BRANCH", help_heading = "Repository")]
+    pub branch: Option<String>,
+
+    /// Push the branch. A bot branch is force-pushed; the current branch never is: when the
+    /// remote moved, the commit is rebuilt on its new tip and pushed again.
+    #[arg(long, help_heading = "Repository")]
+    pub push: bool,
+
+    /// How many times to rebuild and push again when another pipeline pushed first.
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_name = "N",
+        help_heading = "Repository"
+    )]
+    pub push_attempts: u32,
+
+    /// Author and committer [default: the repository's user.name and user.email].
+    #[arg(long, value_name = "NAME <EMAIL>", help_heading = "Repository")]
+    pub author: Option<String>,
+
+    /// SSH private key for the push [default: the SSH agent]. HTTPS pushes use GIT_TOKEN.
+    #[arg(long, value_name = "PATH", help_heading = "Repository")]
+    pub ssh_key: Option<PathBuf>,
+
+    /// Write a Markdown pull request description of the changes.
+    #[arg(long, value_name = "PATH")]
+    pub pr_body_file: Option<PathBuf>,
+
+    /// Write a JSON summary of what was added, updated, removed and left unchanged.
+    #[arg(long, value_name = "PATH")]
+    pub summary_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Write a JSON summary of what would be added, updated, removed and left unchanged.
+    #[arg(long, value_name = "PATH")]
+    pub summary_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

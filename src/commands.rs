@@ -20,6 +20,8 @@ use crate::yaml::parse_stream_each;
 pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Render(args) => render_command(args),
+        Command::Commit(args) => crate::gitops::commit_command(args),
+        Command::Diff(args) => crate::gitops::diff_command(args),
     }
 }
 
@@ -64,18 +66,7 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
 
     let mut summary = Summary::default();
     if args.output.stdout {
-        let mut trees = Vec::new();
-        let mut failures = Vec::new();
-        for input in inputs {
-            let (cluster, result) = render_input(input);
-            match result {
-                Ok(tree) => trees.push((cluster, tree)),
-                Err(e) => failures.push((cluster, e)),
-            }
-        }
-        if !failures.is_empty() && !keep_going {
-            return Err(Error::combine(failures));
-        }
+        let (trees, failures) = render_all(inputs, keep_going)?;
         let mut stdout = std::io::stdout().lock();
         for (cluster, tree) in trees {
             if several {
@@ -91,7 +82,7 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
                 .clusters
                 .push(ClusterSummary::from_plan(cluster, &plan));
         }
-        return finish(&args, summary, failures);
+        return finish(args.summary_file.as_deref(), summary, failures);
     }
 
     let out = args.output.out.as_ref().expect("clap requires an output");
@@ -134,7 +125,31 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
             .clusters
             .push(ClusterSummary::from_plan(cluster, plan));
     }
-    finish(&args, summary, failures)
+    finish(args.summary_file.as_deref(), summary, failures)
+}
+
+/// Rendered trees, and the inputs that failed. Any failure ends the run
+/// here unless `keep_going`.
+pub(crate) type Rendered = Vec<(Option<String>, RenderedTree)>;
+pub(crate) type Failures = Vec<(Option<String>, Error)>;
+
+pub(crate) fn render_all(
+    inputs: Vec<Input>,
+    keep_going: bool,
+) -> Result<(Rendered, Failures), Error> {
+    let mut trees = Vec::new();
+    let mut failures = Vec::new();
+    for input in inputs {
+        let (cluster, result) = render_input(input);
+        match result {
+            Ok(tree) => trees.push((cluster, tree)),
+            Err(e) => failures.push((cluster, e)),
+        }
+    }
+    if !failures.is_empty() && !keep_going {
+        return Err(Error::combine(failures));
+    }
+    Ok((trees, failures))
 }
 
 /// Parses, validates and renders one input, logging validation warnings.
@@ -164,8 +179,8 @@ fn render_input(input: Input) -> (Option<String>, Result<RenderedTree, Error>) {
 
 /// Reports the run: the summary file, the human summary, and under
 /// `--keep-going` the clusters that failed (which make the exit non-zero).
-fn finish(
-    args: &RenderArgs,
+pub(crate) fn finish(
+    summary_file: Option<&Path>,
     mut summary: Summary,
     failures: Vec<(Option<String>, Error)>,
 ) -> Result<u8, Error> {
@@ -180,7 +195,7 @@ fn finish(
             .clusters
             .push(ClusterSummary::failed(cluster.clone(), e.to_string()));
     }
-    if let Some(path) = &args.summary_file {
+    if let Some(path) = summary_file {
         write_summary(path, &summary)?;
     }
     eprint!("{}", summary.human());
@@ -199,7 +214,7 @@ fn write_stdout(stdout: &mut impl Write, text: &str) -> Result<(), Error> {
     stdout.flush().map_err(to_err)
 }
 
-fn write_summary(path: &Path, summary: &Summary) -> Result<(), Error> {
+pub(crate) fn write_summary(path: &Path, summary: &Summary) -> Result<(), Error> {
     std::fs::write(path, summary.to_json()).map_err(|source| {
         Error::Output(outdir::OutputError {
             action: "write summary",

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::insights::InsightsError;
 use crate::outdir::OutputError;
 use crate::plan::PlanError;
+use crate::repo::GitError;
 use crate::validate::ValidationError;
 use crate::yaml::ParseError;
 
@@ -60,6 +61,8 @@ pub enum Error {
     Usage(String),
     #[error(transparent)]
     Fetch(InsightsError),
+    #[error(transparent)]
+    Git(#[from] GitError),
     /// Several clusters failed; each is listed.
     #[error("{} clusters failed; nothing was written:{}", .0.len(), list(.0))]
     Clusters(Vec<(Option<String>, Error)>),
@@ -76,6 +79,15 @@ impl Error {
             Error::Plan { .. } => exit::NOT_OURS,
             Error::Usage(_) => exit::USAGE,
             Error::Fetch(InsightsError::Config(_)) => exit::USAGE,
+            Error::Git(GitError::Plan { .. }) => exit::NOT_OURS,
+            Error::Git(
+                GitError::NoAuthor
+                | GitError::BadAuthor(_)
+                | GitError::BranchCheckedOut(_)
+                | GitError::BaseNotFound(_)
+                | GitError::DetachedHead,
+            ) => exit::USAGE,
+            Error::Git(_) => exit::FAILURE,
             Error::ReadInput { .. } | Error::Output(_) | Error::Fetch(_) => exit::FAILURE,
             // The most specific code when all agree, else plain failure.
             Error::Clusters(all) => {

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod gitops;
 pub mod identity;
 pub mod insights;
 pub mod kind;
@@ -19,6 +20,8 @@ pub mod outdir;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod repo;
+pub mod report;
 pub mod source;
 pub mod summary;
 pub mod validate;

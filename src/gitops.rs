@@ -1,0 +1,258 @@
+//! `commit` and `diff`: the rendered directories as a commit in a policy
+//! repository, or as the diff a reviewer would read.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{CommitArgs, DiffArgs, RepoArgs, SourceArgs};
+use crate::commands::{finish, render_all};
+use crate::error::{exit, Error};
+use crate::plan::Plan;
+use crate::repo::{self, CommitOptions, Target};
+use crate::report::{self, ClusterChanges};
+use crate::source::Source;
+use crate::summary::{ClusterSummary, Summary};
+
+/// The repository path of each cluster's directory, checked before anything
+/// is fetched.
+fn target_paths(template: &str, labels: &[Option<String>]) -> Result<Vec<String>, Error> {
+    if labels.len() > 1 && !template.contains("{cluster}") {
+        return Err(Error::Usage(format!(
+            "--path {template:?} has no {{cluster}}: several clusters would share one directory"
+        )));
+    }
+    labels
+        .iter()
+        .map(|label| {
+            let path = match label {
+                Some(name) => {
+                    crate::source::check_cluster_dir_name(name)?;
+                    template.replace("{cluster}", name)
+                }
+                None if template.contains("{cluster}") => {
+                    return Err(Error::Usage(format!(
+                        "--path {template:?} needs a cluster name: with --from-file, name it with --cluster"
+                    )))
+                }
+                None => template.to_owned(),
+            };
+            let path = path.trim_end_matches('/').to_owned();
+            let bad = path.is_empty()
+                || path.starts_with('/')
+                || path.contains('\\')
+                || path.split('/').any(|part| matches!(part, "" | "." | ".." | ".git"));
+            if bad {
+                return Err(Error::Usage(format!(
+                    "--path {path:?} must be a relative path inside the repository, without '.', '..' or '.git' parts"
+                )));
+            }
+            Ok(path)
+        })
+        .collect()
+}
+
+/// The clusters of a source, with a `--from-file` response named by the
+/// first `--cluster`, if any.
+fn labels(source: &Source, args: &SourceArgs) -> Vec<Option<String>> {
+    match source {
+        Source::File(_) => vec![args.clusters.first().cloned()],
+        Source::Insights { .. } => source.clusters(),
+    }
+}
+
+fn describe(source: &Source) -> String {
+    match source {
+        Source::File(path) => format!("file {}", path.display()),
+        Source::Insights { config, .. } => {
+            format!(
+                "{}, organization {}",
+                config.host.trim_end_matches('/'),
+                config.org
+            )
+        }
+    }
+}
+
+/// Fetches and renders; returns the targets and the clusters that failed.
+fn render_targets(
+    source_args: &SourceArgs,
+    repo_args: &RepoArgs,
+) -> Result<(Vec<Target>, crate::commands::Failures, String), Error> {
+    let source = Source::from_args(source_args)?;
+    let labels = labels(&source, source_args);
+    let paths = target_paths(&repo_args.path, &labels)?;
+    let description = describe(&source);
+    let is_file = matches!(source, Source::File(_));
+    let (trees, failures) = render_all(source.read()?, source_args.keep_going)?;
+    let targets = trees
+        .into_iter()
+        .map(|(cluster, tree)| {
+            let cluster = if is_file { labels[0].clone() } else { cluster };
+            let at = labels
+                .iter()
+                .position(|l| *l == cluster)
+                .expect("a known cluster");
+            Target {
+                cluster,
+                path: paths[at].clone(),
+                tree,
+            }
+        })
+        .collect();
+    Ok((targets, failures, description))
+}
+
+fn changes<'a>(targets: &'a [Target], plans: &'a [Plan]) -> Vec<ClusterChanges<'a>> {
+    targets
+        .iter()
+        .zip(plans)
+        .map(|(t, plan)| ClusterChanges {
+            cluster: t.cluster.as_deref(),
+            path: &t.path,
+            plan,
+        })
+        .collect()
+}
+
+fn summarise(targets: &[Target], plans: &[Plan]) -> Summary {
+    Summary {
+        clusters: targets
+            .iter()
+            .zip(plans)
+            .map(|(t, p)| ClusterSummary::from_plan(t.cluster.clone(), p))
+            .collect(),
+    }
+}
+
+fn append(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|source| {
+            Error::Output(crate::outdir::OutputError {
+                action: "append to",
+                path: path.to_owned(),
+                source,
+            })
+        })
+}
+
+pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
+    // The repository and the author are checked before any request.
+    let repository = repo::open(&args.repo.repo)?;
+    let sig = repo::signature(&repository, args.author.as_deref())?;
+    let (targets, failures, description) = render_targets(&args.source, &args.repo)?;
+
+    let message = |plans: &[Plan]| report::commit_message(&changes(&targets, plans), &description);
+    let options = CommitOptions {
+        branch: args.branch.as_deref(),
+        base: args.repo.base.as_deref(),
+        remote: &args.repo.remote,
+        push: args.push,
+        max_push_attempts: args.push_attempts.max(1),
+        ssh_key: args.ssh_key.as_deref(),
+        message: &message,
+    };
+    let committed = repo::commit(&repository, &sig, &targets, &options)?;
+    let branch = committed.branch.trim_start_matches("refs/heads/");
+    match committed.commit {
+        Some(id) => eprintln!(
+            "committed {id} on {branch}{}",
+            if args.push { " and pushed" } else { "" }
+        ),
+        None => eprintln!("nothing changed: no commit on {branch}"),
+    }
+
+    let body = report::pr_body(&changes(&targets, &committed.plans), &description);
+    if let Some(path) = &args.pr_body_file {
+        std::fs::write(path, &body).map_err(|source| {
+            Error::Output(crate::outdir::OutputError {
+                action: "write",
+                path: path.clone(),
+                source,
+            })
+        })?;
+    }
+    if let Some(path) = std::env::var_os("GITHUB_OUTPUT").map(PathBuf::from) {
+        let sha = committed.commit.map(|c| c.to_string()).unwrap_or_default();
+        append(
+            &path,
+            &format!("changed={}\ncommit={sha}\n", committed.commit.is_some()),
+        )?;
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").map(PathBuf::from) {
+        append(&path, &body)?;
+    }
+    let summary = summarise(&targets, &committed.plans);
+    finish(args.summary_file.as_deref(), summary, failures)
+}
+
+pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
+    let repository = repo::open(&args.repo.repo)?;
+    let (targets, failures, _) = render_targets(&args.source, &args.repo)?;
+    let base = match &args.repo.base {
+        Some(b) => Some(repo::resolve_base(&repository, b, &args.repo.remote)?),
+        None => repo::head_branch(&repository)?.1,
+    };
+    let base = base
+        .map(|id| repository.find_commit(id))
+        .transpose()
+        .map_err(|e| {
+            Error::Git(repo::GitError::Git {
+                context: "read the base commit".into(),
+                message: e.message().to_owned(),
+            })
+        })?;
+    let plans = repo::plan_targets(&repository, base.as_ref(), &targets)?;
+
+    let mut out = String::new();
+    for (target, plan) in targets.iter().zip(&plans) {
+        let summary = ClusterSummary::from_plan(target.cluster.clone(), plan);
+        out.push_str(&format!(
+            "# {} ({}): {}\n",
+            target.cluster.as_deref().unwrap_or(&target.path),
+            target.path,
+            summary.counts_line()
+        ));
+        for change in &plan.changes {
+            out.push_str(&unified_diff(&target.path, change));
+        }
+    }
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|source| {
+            Error::Output(crate::outdir::OutputError {
+                action: "write to",
+                path: PathBuf::from("stdout"),
+                source,
+            })
+        })?;
+    let changed = plans.iter().any(|p| !p.is_empty());
+    let code = finish(
+        args.summary_file.as_deref(),
+        summarise(&targets, &plans),
+        failures,
+    )?;
+    Ok(if code != exit::OK {
+        code
+    } else if changed {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+/// `git diff`-style text for one file.
+fn unified_diff(dir: &str, change: &crate::plan::Change) -> String {
+    let path = PathBuf::from(format!("{dir}/{}", change.path));
+    let old = change.old.as_deref().unwrap_or_default();
+    let new = change.new.as_deref().unwrap_or_default();
+    match git2::Patch::from_buffers(old, Some(&path), new, Some(&path), None)
+        .and_then(|mut p| p.to_buf())
+    {
+        Ok(buf) => String::from_utf8_lossy(&buf).into_owned(),
+        Err(_) => format!("{}: (no textual diff)\n", path.display()),
+    }
+}

@@ -1,0 +1,519 @@
+//! The git edge: plan rendered trees against a commit, write the new tree
+//! straight into the object database, commit, update the branch, push, and
+//! when another pipeline pushed first, rebuild on the new tip and try again.
+//!
+//! Blobs and trees go into the object database directly (no index, no
+//! working-tree round trip), which is what makes a 10,000-policy commit
+//! cheap. Only when the commit lands on the checked-out branch is the working
+//! tree brought along, with a "safe" checkout of the changed paths: files
+//! that did not change, and local edits elsewhere, are left alone.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use git2::build::{CheckoutBuilder, TreeUpdateBuilder};
+use git2::{
+    Commit, Cred, CredentialType, ErrorCode, FetchOptions, FileMode, ObjectType, Oid, PushOptions,
+    RemoteCallbacks, Repository, Signature, Tree,
+};
+
+use crate::plan::{plan, ChangeKind, Existing, Plan, PlanError};
+use crate::render::RenderedTree;
+
+/// One cluster's rendered directory and where it goes in the repository.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub cluster: Option<String>,
+    /// Repository-relative directory, `/`-separated.
+    pub path: String,
+    pub tree: RenderedTree,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot open the git repository at {}: {message}", path.display())]
+    Open { path: PathBuf, message: String },
+    #[error("{context}: {message}")]
+    Git { context: String, message: String },
+    #[error("{path}: {source}")]
+    Plan {
+        path: String,
+        #[source]
+        source: PlanError,
+    },
+    #[error("{0} exists in the repository as a file, not a directory")]
+    NotADirectory(String),
+    #[error("HEAD is detached: check out a branch, or commit to a bot branch with --branch")]
+    DetachedHead,
+    #[error("base branch {0:?} not found, locally or as a remote-tracking branch")]
+    BaseNotFound(String),
+    #[error("--branch {0:?} is the checked-out branch; the bot branch is rewritten on every run, so it must not be the one you work on")]
+    BranchCheckedOut(String),
+    #[error(
+        "no author: pass --author \"Name <email>\" or set git config user.name and user.email"
+    )]
+    NoAuthor,
+    #[error("--author {0:?} is not of the form \"Name <email>\"")]
+    BadAuthor(String),
+    #[error("the working tree has local changes to the rendered files; commit or discard them first ({0})")]
+    Conflict(String),
+    #[error("the push to {remote} was still refused after {attempts} attempts: {reason}")]
+    PushRejected {
+        remote: String,
+        attempts: u32,
+        reason: String,
+    },
+}
+
+impl GitError {
+    /// A libgit2 error, with what we were doing, with any credentials in a
+    /// URL removed (libgit2 messages can quote the remote URL).
+    fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
+        let context = context.into();
+        move |e| GitError::Git {
+            context,
+            message: redact(e.message()),
+        }
+    }
+}
+
+/// Removes `user:password@` from URLs and the value of `GIT_TOKEN`.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '/')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str("<redacted>@");
+                rest = &tail[userinfo_end + 1..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    match std::env::var("GIT_TOKEN") {
+        Ok(token) if token.len() >= 4 => out.replace(&token, "<redacted>"),
+        _ => out,
+    }
+}
+
+pub fn open(path: &Path) -> Result<Repository, GitError> {
+    Repository::open(path).map_err(|e| GitError::Open {
+        path: path.to_owned(),
+        message: redact(e.message()),
+    })
+}
+
+/// `Name <email>`, or the repository's `user.name` and `user.email`.
+pub fn signature(repo: &Repository, author: Option<&str>) -> Result<Signature<'static>, GitError> {
+    match author {
+        Some(text) => {
+            let (name, rest) = text
+                .split_once('<')
+                .ok_or_else(|| GitError::BadAuthor(text.into()))?;
+            let email = rest
+                .strip_suffix('>')
+                .ok_or_else(|| GitError::BadAuthor(text.into()))?;
+            let (name, email) = (name.trim(), email.trim());
+            if name.is_empty() || email.is_empty() {
+                return Err(GitError::BadAuthor(text.into()));
+            }
+            Signature::now(name, email).map_err(|_| GitError::BadAuthor(text.into()))
+        }
+        None => repo.signature().map_err(|_| GitError::NoAuthor),
+    }
+}
+
+/// The checked-out branch (`refs/heads/...`) and its tip, `None` while the
+/// branch has no commit yet.
+pub fn head_branch(repo: &Repository) -> Result<(String, Option<Oid>), GitError> {
+    let head = repo
+        .find_reference("HEAD")
+        .map_err(GitError::git("read HEAD"))?;
+    let name = head
+        .symbolic_target()
+        .ok_or(GitError::DetachedHead)?
+        .to_owned();
+    let tip = repo.refname_to_id(&name).ok();
+    Ok((name, tip))
+}
+
+/// A base branch by name: local first, then `REMOTE/NAME`.
+pub fn resolve_base(repo: &Repository, base: &str, remote: &str) -> Result<Oid, GitError> {
+    repo.refname_to_id(&format!("refs/heads/{base}"))
+        .or_else(|_| repo.refname_to_id(&format!("refs/remotes/{remote}/{base}")))
+        .map_err(|_| GitError::BaseNotFound(base.to_owned()))
+}
+
+/// What lies under `dir` in `tree`: the `.yaml` entries directly in it.
+fn existing_in(
+    repo: &Repository,
+    tree: Option<&Tree>,
+    dir: &str,
+) -> Result<BTreeMap<String, Existing>, GitError> {
+    let mut existing = BTreeMap::new();
+    let Some(tree) = tree else {
+        return Ok(existing);
+    };
+    let entry = match tree.get_path(Path::new(dir)) {
+        Ok(e) => e,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(existing),
+        Err(e) => return Err(GitError::git(format!("read {dir}"))(e)),
+    };
+    if entry.kind() != Some(ObjectType::Tree) {
+        return Err(GitError::NotADirectory(dir.to_owned()));
+    }
+    let subtree = repo
+        .find_tree(entry.id())
+        .map_err(GitError::git(format!("read {dir}")))?;
+    for e in subtree.iter() {
+        let Some(name) = e.name() else { continue };
+        if !name.ends_with(".yaml") {
+            continue;
+        }
+        let is_file = e.kind() == Some(ObjectType::Blob)
+            && (e.filemode() == i32::from(FileMode::Blob)
+                || e.filemode() == i32::from(FileMode::BlobExecutable));
+        let found = if is_file {
+            let blob = repo
+                .find_blob(e.id())
+                .map_err(GitError::git(format!("read {dir}/{name}")))?;
+            Existing::File(blob.content().to_vec())
+        } else {
+            Existing::Other
+        };
+        existing.insert(name.to_owned(), found);
+    }
+    Ok(existing)
+}
+
+/// Plans every target against the tree of `base` (`None`: an empty repository).
+pub fn plan_targets(
+    repo: &Repository,
+    base: Option<&Commit>,
+    targets: &[Target],
+) -> Result<Vec<Plan>, GitError> {
+    let tree = base
+        .map(|c| c.tree())
+        .transpose()
+        .map_err(GitError::git("read the base commit"))?;
+    targets
+        .iter()
+        .map(|t| {
+            let existing = existing_in(repo, tree.as_ref(), &t.path)?;
+            plan(t.tree.clone(), existing).map_err(|source| GitError::Plan {
+                path: t.path.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The tree of `base` with every plan applied, written to the object
+/// database. Returns `None` when it equals the base tree.
+fn build_tree(
+    repo: &Repository,
+    base: Option<&Commit>,
+    targets: &[Target],
+    plans: &[Plan],
+) -> Result<Option<Oid>, GitError> {
+    let baseline = match base {
+        Some(c) => c.tree().map_err(GitError::git("read the base commit"))?,
+        None => {
+            let empty = repo
+                .treebuilder(None)
+                .and_then(|b| b.write())
+                .map_err(GitError::git("create an empty tree"))?;
+            repo.find_tree(empty)
+                .map_err(GitError::git("create an empty tree"))?
+        }
+    };
+    let mut update = TreeUpdateBuilder::new();
+    for (target, plan) in targets.iter().zip(plans) {
+        for change in &plan.changes {
+            let path = format!("{}/{}", target.path, change.path);
+            match change.kind {
+                ChangeKind::Remove => {
+                    update.remove(path.as_str());
+                }
+                ChangeKind::Add | ChangeKind::Update => {
+                    let bytes = change
+                        .new
+                        .as_deref()
+                        .expect("adds and updates carry content");
+                    let blob = repo
+                        .blob(bytes)
+                        .map_err(GitError::git(format!("write {path}")))?;
+                    update.upsert(path.as_str(), blob, FileMode::Blob);
+                }
+            }
+        }
+    }
+    let tree = update
+        .create_updated(repo, &baseline)
+        .map_err(GitError::git("write the new tree"))?;
+    Ok((tree != baseline.id()).then_some(tree))
+}
+
+/// What `commit` did.
+pub struct Committed {
+    /// The new commit, or `None` when nothing changed.
+    pub commit: Option<Oid>,
+    /// The plans the commit was built from (the last attempt's).
+    pub plans: Vec<Plan>,
+    /// The branch that moved (or would have), `refs/heads/...`.
+    pub branch: String,
+    pub push_attempts: u32,
+}
+
+pub struct CommitOptions<'a> {
+    pub branch: Option<&'a str>,
+    pub base: Option<&'a str>,
+    pub remote: &'a str,
+    pub push: bool,
+    pub max_push_attempts: u32,
+    pub ssh_key: Option<&'a Path>,
+    /// The commit message for a set of plans.
+    pub message: &'a dyn Fn(&[Plan]) -> String,
+}
+
+/// Commits the targets, on the current branch or a bot branch, and pushes
+/// if asked. A commit is made only when the tree changes.
+pub fn commit(
+    repo: &Repository,
+    sig: &Signature,
+    targets: &[Target],
+    opts: &CommitOptions,
+) -> Result<Committed, GitError> {
+    let (head_ref, head_tip) = head_branch(repo)?;
+    let (branch, base_tip, on_head) = match opts.branch {
+        Some(b) => {
+            let refname = format!("refs/heads/{b}");
+            if refname == head_ref {
+                return Err(GitError::BranchCheckedOut(b.to_owned()));
+            }
+            let base = match opts.base {
+                Some(base) => Some(resolve_base(repo, base, opts.remote)?),
+                None => head_tip,
+            };
+            (refname, base, false)
+        }
+        None => (head_ref, head_tip, true),
+    };
+
+    let mut base = base_tip;
+    let mut attempt = 1;
+    loop {
+        let base_commit = base
+            .map(|id| repo.find_commit(id))
+            .transpose()
+            .map_err(GitError::git("read the base commit"))?;
+        let plans = plan_targets(repo, base_commit.as_ref(), targets)?;
+        let Some(tree) = build_tree(repo, base_commit.as_ref(), targets, &plans)? else {
+            // Nothing to add; if a race brought us here, the remote already
+            // has our policies: catch the local branch up with it.
+            if on_head && base != head_tip {
+                move_branch(repo, &branch, head_tip, base.expect("a remote tip"), true)?;
+            }
+            return Ok(Committed {
+                commit: None,
+                plans,
+                branch,
+                push_attempts: attempt - 1,
+            });
+        };
+        let tree = repo
+            .find_tree(tree)
+            .map_err(GitError::git("read the new tree"))?;
+        let parents: Vec<&Commit> = base_commit.iter().collect();
+        let message = (opts.message)(&plans);
+        let id = repo
+            .commit(None, sig, sig, &message, &tree, &parents)
+            .map_err(GitError::git("create the commit"))?;
+        let current = if attempt == 1 {
+            base_tip
+        } else {
+            repo.refname_to_id(&branch).ok()
+        };
+        move_branch(repo, &branch, current, id, on_head)?;
+        if !opts.push {
+            return Ok(Committed {
+                commit: Some(id),
+                plans,
+                branch,
+                push_attempts: 0,
+            });
+        }
+        // A bot branch is ours to overwrite; a base branch never is.
+        let short = branch.trim_start_matches("refs/heads/");
+        let refspec = if on_head {
+            format!("{branch}:{branch}")
+        } else {
+            format!("+{branch}:{branch}")
+        };
+        match push(repo, opts.remote, &refspec, opts.ssh_key)? {
+            None => {
+                return Ok(Committed {
+                    commit: Some(id),
+                    plans,
+                    branch,
+                    push_attempts: attempt,
+                })
+            }
+            Some(reason) if !on_head || attempt >= opts.max_push_attempts => {
+                return Err(GitError::PushRejected {
+                    remote: opts.remote.to_owned(),
+                    attempts: attempt,
+                    reason,
+                })
+            }
+            Some(reason) => {
+                tracing::warn!(
+                    attempt,
+                    "push refused ({reason}); rebuilding on the remote's new tip"
+                );
+                base = Some(fetch(repo, opts.remote, short, opts.ssh_key)?);
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Points `branch` at `new`, only if it still points at `old` (another
+/// process moving it meanwhile makes this fail rather than lose its commit).
+/// For the checked-out branch, the working tree and index follow first.
+fn move_branch(
+    repo: &Repository,
+    branch: &str,
+    old: Option<Oid>,
+    new: Oid,
+    on_head: bool,
+) -> Result<(), GitError> {
+    if on_head {
+        let target = repo
+            .find_commit(new)
+            .and_then(|c| c.into_object().peel_to_tree())
+            .map_err(GitError::git("read the new commit"))?;
+        let mut checkout = CheckoutBuilder::new();
+        checkout.safe();
+        repo.checkout_tree(target.as_object(), Some(&mut checkout))
+            .map_err(|e| {
+                if e.code() == ErrorCode::Conflict {
+                    GitError::Conflict(redact(e.message()))
+                } else {
+                    GitError::git("update the working tree")(e)
+                }
+            })?;
+    }
+    let log = "insights-policy-render: update Kyverno policies";
+    let result = match (on_head, old) {
+        (true, Some(old)) => repo.reference_matching(branch, new, true, old, log),
+        (true, None) => repo.reference(branch, new, false, log),
+        // The bot branch is recreated from the base on every run.
+        (false, _) => repo.reference(branch, new, true, log),
+    };
+    result
+        .map(|_| ())
+        .map_err(GitError::git(format!("update {branch}")))
+}
+
+fn callbacks<'a>(ssh_key: Option<&'a Path>) -> RemoteCallbacks<'a> {
+    let mut cbs = RemoteCallbacks::new();
+    let tries = RefCell::new(0);
+    cbs.credentials(move |_url, username, allowed| {
+        *tries.borrow_mut() += 1;
+        if *tries.borrow() > 3 {
+            return Err(git2::Error::from_str(
+                "authentication failed (check GIT_TOKEN, --ssh-key or the SSH agent)",
+            ));
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            if let Ok(token) = std::env::var("GIT_TOKEN") {
+                return Cred::userpass_plaintext("x-access-token", &token);
+            }
+        }
+        if allowed.contains(CredentialType::SSH_KEY) {
+            let user = username.unwrap_or("git");
+            return match ssh_key {
+                Some(key) => Cred::ssh_key(user, None, key, None),
+                None => Cred::ssh_key_from_agent(user),
+            };
+        }
+        Cred::default()
+    });
+    cbs
+}
+
+/// Pushes; `Ok(Some(reason))` when the remote refused because it moved.
+fn push(
+    repo: &Repository,
+    remote: &str,
+    refspec: &str,
+    ssh_key: Option<&Path>,
+) -> Result<Option<String>, GitError> {
+    let mut remote_handle = repo
+        .find_remote(remote)
+        .map_err(GitError::git(format!("find remote {remote:?}")))?;
+    let rejected: RefCell<Option<String>> = RefCell::new(None);
+    let mut cbs = callbacks(ssh_key);
+    cbs.push_update_reference(|_refname, status| {
+        if let Some(status) = status {
+            *rejected.borrow_mut() = Some(status.to_owned());
+        }
+        Ok(())
+    });
+    let mut options = PushOptions::new();
+    options.remote_callbacks(cbs);
+    let result = remote_handle.push(&[refspec], Some(&mut options));
+    drop(options);
+    match result {
+        Ok(()) => Ok(rejected.into_inner().map(|r| redact(&r))),
+        Err(e) if e.code() == ErrorCode::NotFastForward => Ok(Some(redact(e.message()))),
+        Err(e) => Err(GitError::git(format!("push to {remote}"))(e)),
+    }
+}
+
+/// Fetches one branch of `remote`; returns its tip.
+fn fetch(
+    repo: &Repository,
+    remote: &str,
+    branch: &str,
+    ssh_key: Option<&Path>,
+) -> Result<Oid, GitError> {
+    let mut remote_handle = repo
+        .find_remote(remote)
+        .map_err(GitError::git(format!("find remote {remote:?}")))?;
+    let tracking = format!("refs/remotes/{remote}/{branch}");
+    let refspec = format!("+refs/heads/{branch}:{tracking}");
+    let mut options = FetchOptions::new();
+    options.remote_callbacks(callbacks(ssh_key));
+    remote_handle
+        .fetch(&[refspec.as_str()], Some(&mut options), None)
+        .map_err(GitError::git(format!("fetch {branch} from {remote}")))?;
+    repo.refname_to_id(&tracking)
+        .map_err(GitError::git(format!("read {tracking}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            redact("failed to push to https://bot:ghp_abc@github.com/acme/policies.git: refused"),
+            "failed to push to https://<redacted>@github.com/acme/policies.git: refused"
+        );
+        assert_eq!(
+            redact("ssh://git@host/x and more"),
+            "ssh://<redacted>@host/x and more"
+        );
+        assert_eq!(redact("no url here"), "no url here");
+    }
+}

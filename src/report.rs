@@ -1,0 +1,183 @@
+//! What a commit says about itself: the commit message, and the Markdown a
+//! reviewer approves a pull request from. Pure text from plans.
+
+use std::fmt::Write;
+
+use crate::plan::{Change, ChangeKind, Plan};
+use crate::yaml::parse_stream;
+
+/// One cluster's part of a commit.
+pub struct ClusterChanges<'a> {
+    pub cluster: Option<&'a str>,
+    /// Where its directory is in the repository.
+    pub path: &'a str,
+    pub plan: &'a Plan,
+}
+
+fn label(c: &ClusterChanges) -> String {
+    c.cluster.unwrap_or(c.path).to_owned()
+}
+
+fn object_name(change: &Change) -> String {
+    match &change.identity {
+        Some(id) => id.to_string(),
+        None => change.path.clone(),
+    }
+}
+
+/// `Update Kyverno policies for prod, staging`, then per cluster what was
+/// added, updated and removed, then where the policies came from.
+pub fn commit_message(clusters: &[ClusterChanges], source: &str) -> String {
+    let changed: Vec<_> = clusters.iter().filter(|c| !c.plan.is_empty()).collect();
+    let names: Vec<String> = changed.iter().map(|c| label(c)).collect();
+    let mut msg = format!("Update Kyverno policies for {}\n", names.join(", "));
+    for c in changed {
+        let _ = write!(
+            msg,
+            "\n{} ({}): {} added, {} updated, {} removed\n",
+            label(c),
+            c.path,
+            c.plan.objects(ChangeKind::Add).count(),
+            c.plan.objects(ChangeKind::Update).count(),
+            c.plan.objects(ChangeKind::Remove).count()
+        );
+        for (kind, sign) in [
+            (ChangeKind::Add, '+'),
+            (ChangeKind::Update, '~'),
+            (ChangeKind::Remove, '-'),
+        ] {
+            for change in c.plan.objects(kind) {
+                let _ = writeln!(msg, "  {sign} {}", object_name(change));
+            }
+        }
+    }
+    let _ = write!(
+        msg,
+        "\nSource: {source}\nRendered by insights-policy-render.\n"
+    );
+    msg
+}
+
+/// The Kyverno annotations a reviewer looks for, read from a rendered file.
+fn policy_annotations(bytes: &[u8]) -> [String; 3] {
+    let get = |key: &str| -> Option<String> {
+        let docs = parse_stream(bytes).ok()?;
+        let root = docs.into_iter().find_map(|d| d.root)?;
+        let value = root.get("metadata")?.get("annotations")?.get(key)?;
+        Some(value.as_str()?.to_owned())
+    };
+    [
+        "policies.kyverno.io/title",
+        "policies.kyverno.io/category",
+        "policies.kyverno.io/severity",
+    ]
+    .map(|k| get(k).unwrap_or_default())
+}
+
+/// Markdown table cells must not break the table.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A pull request description: per cluster, a table of what changes, with
+/// each policy's title, category and severity when it declares them.
+pub fn pr_body(clusters: &[ClusterChanges], source: &str) -> String {
+    let mut md = String::from("## Kyverno policies from Fairwinds Insights\n\n");
+    let _ = writeln!(md, "Source: {source}\n");
+    for c in clusters {
+        let _ = writeln!(md, "### {} (`{}`)\n", label(c), c.path);
+        if c.plan.is_empty() {
+            let _ = writeln!(
+                md,
+                "No changes ({} policies unchanged).\n",
+                c.plan.unchanged
+            );
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "{} added, {} updated, {} removed, {} unchanged.\n",
+            c.plan.objects(ChangeKind::Add).count(),
+            c.plan.objects(ChangeKind::Update).count(),
+            c.plan.objects(ChangeKind::Remove).count(),
+            c.plan.unchanged
+        );
+        md.push_str("| change | kind | namespace | name | title | category | severity |\n");
+        md.push_str("|---|---|---|---|---|---|---|\n");
+        for (kind, word) in [
+            (ChangeKind::Add, "added"),
+            (ChangeKind::Update, "updated"),
+            (ChangeKind::Remove, "**removed**"),
+        ] {
+            for change in c.plan.objects(kind) {
+                let bytes = change
+                    .new
+                    .as_deref()
+                    .or(change.old.as_deref())
+                    .unwrap_or_default();
+                let [title, category, severity] = policy_annotations(bytes);
+                let (k, ns, name) = match &change.identity {
+                    Some(id) => (
+                        id.kind.kind().to_owned(),
+                        id.namespace
+                            .as_ref()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default(),
+                        id.name.to_string(),
+                    ),
+                    None => (String::new(), String::new(), change.path.clone()),
+                };
+                let _ = writeln!(
+                    md,
+                    "| {word} | {} | {} | `{}` | {} | {} | {} |",
+                    cell(&k),
+                    cell(&ns),
+                    cell(&name),
+                    cell(&title),
+                    cell(&category),
+                    cell(&severity)
+                );
+            }
+        }
+        md.push('\n');
+    }
+    md.push_str(
+        "Removed policies are deleted from the cluster by Flux (`prune: true`) once this merges.\n",
+    );
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::render_response;
+    use crate::plan::plan;
+
+    #[test]
+    fn message_and_pr_body_list_changes_with_annotations() {
+        let (before, _) = render_response(b"apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: old\n  annotations:\n    policies.kyverno.io/title: Old One\n").unwrap();
+        let (after, _) = render_response(b"apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: new\n  annotations:\n    policies.kyverno.io/title: New | One\n    policies.kyverno.io/severity: high\n").unwrap();
+        let existing = before
+            .files
+            .into_iter()
+            .map(|(p, f)| (p, crate::plan::Existing::File(f.bytes)))
+            .collect();
+        let p = plan(after, existing).unwrap();
+        let changes = [ClusterChanges {
+            cluster: Some("prod"),
+            path: "kyverno-policies/prod",
+            plan: &p,
+        }];
+        let msg = commit_message(&changes, "https://insights.example, organization acme");
+        assert!(msg.starts_with("Update Kyverno policies for prod\n\nprod (kyverno-policies/prod): 1 added, 0 updated, 1 removed\n  + ClusterPolicy.kyverno.io/new\n  - ClusterPolicy.kyverno.io/old\n"), "{msg}");
+        let md = pr_body(&changes, "x");
+        assert!(
+            md.contains("| added | ClusterPolicy |  | `new` | New \\| One |  | high |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| **removed** | ClusterPolicy |  | `old` | Old One |  |  |"),
+            "{md}"
+        );
+    }
+}
