@@ -42,7 +42,7 @@ fn emit_map(entries: &[(Node, Node)], level: usize, out: &mut String) {
         if i > 0 {
             indent(out, level);
         }
-        emit_inline(key, level, out);
+        emit_key(key, out);
         out.push(':');
         match &value.value {
             Value::Map(e) if !e.is_empty() => {
@@ -78,6 +78,15 @@ fn emit_seq(items: &[Node], level: usize, out: &mut String) {
                 out.push('\n');
             }
         }
+    }
+}
+
+/// A mapping key: never a block scalar (a key must fit on its line), so a
+/// multi-line key is double-quoted.
+fn emit_key(key: &Node, out: &mut String) {
+    match &key.value {
+        Value::Scalar(Scalar::Str(s)) if !plain_ok(s) => emit_double_quoted(s, out),
+        _ => emit_inline(key, 0, out),
     }
 }
 
