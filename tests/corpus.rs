@@ -15,6 +15,16 @@ use support::env;
 
 type Key = (String, String, String, String);
 
+/// The fields the renderer promises to drop from `metadata` (issue: render core).
+const SERVER_METADATA: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+];
+
 /// The namespaced kinds (product.md); a namespace on any other kind is dropped.
 const NAMESPACED: &[&str] = &[
     "Policy",
@@ -63,15 +73,8 @@ fn expected(mut v: Value) -> Value {
     let map = v.as_mapping_mut().unwrap();
     map.remove("status");
     let md = map.get_mut("metadata").unwrap().as_mapping_mut().unwrap();
-    for f in [
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "managedFields",
-        "selfLink",
-    ] {
-        md.remove(f);
+    for f in SERVER_METADATA {
+        md.remove(*f);
     }
     if cluster_scoped {
         md.remove("namespace");
@@ -196,15 +199,8 @@ mod order {
         let Some(Yaml::Hash(md)) = map.get_mut(&Yaml::String("metadata".into())) else {
             panic!("no metadata")
         };
-        for f in [
-            "uid",
-            "resourceVersion",
-            "generation",
-            "creationTimestamp",
-            "managedFields",
-            "selfLink",
-        ] {
-            md.remove(&Yaml::String(f.into()));
+        for f in SERVER_METADATA {
+            md.remove(&Yaml::String((*f).into()));
         }
         if !NAMESPACED.contains(&kind.as_str()) {
             md.remove(&Yaml::String("namespace".into()));
