@@ -144,10 +144,10 @@ fn create_whole(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
 /// a few threads overlap it (measured in BENCHMARKS.md).
 const WRITERS: usize = 4;
 
-fn in_parallel<T: Sync>(
+pub(crate) fn in_parallel<T: Sync, E: Send>(
     items: &[T],
-    f: impl Fn(&T) -> Result<(), OutputError> + Sync,
-) -> Result<(), OutputError> {
+    f: impl Fn(&T) -> Result<(), E> + Sync,
+) -> Result<(), E> {
     if items.len() < 2 {
         return items.iter().try_for_each(f);
     }

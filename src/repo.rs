@@ -216,13 +216,14 @@ pub fn plan_targets(
 }
 
 /// The tree of `base` with every plan applied, written to the object
-/// database. Returns `None` when it equals the base tree.
+/// database, or `None` when it equals the base tree; and the ids of the
+/// blobs written, in plan order (every addition and update of every target).
 fn build_tree(
     repo: &Repository,
     base: Option<&Commit>,
     targets: &[Target],
     plans: &[Plan],
-) -> Result<Option<Oid>, GitError> {
+) -> Result<(Option<Oid>, Vec<Oid>), GitError> {
     let baseline = match base {
         Some(c) => c.tree().map_err(GitError::git("read the base commit"))?,
         None => {
@@ -234,31 +235,30 @@ fn build_tree(
                 .map_err(GitError::git("create an empty tree"))?
         }
     };
+    let writes: Vec<(String, &[u8])> = targets
+        .iter()
+        .zip(plans)
+        .flat_map(|(target, plan)| {
+            plan.changes.iter().filter_map(move |change| {
+                let bytes = change.new.as_deref()?;
+                Some((format!("{}/{}", target.path, change.path), bytes))
+            })
+        })
+        .collect();
+    let blobs = crate::pack::write_blobs(repo, &writes)?;
     let mut update = TreeUpdateBuilder::new();
+    for ((path, _), blob) in writes.iter().zip(&blobs) {
+        update.upsert(path.as_str(), *blob, FileMode::Blob);
+    }
     for (target, plan) in targets.iter().zip(plans) {
-        for change in &plan.changes {
-            let path = format!("{}/{}", target.path, change.path);
-            match change.kind {
-                ChangeKind::Remove => {
-                    update.remove(path.as_str());
-                }
-                ChangeKind::Add | ChangeKind::Update => {
-                    let bytes = change
-                        .new
-                        .as_deref()
-                        .expect("adds and updates carry content");
-                    let blob = repo
-                        .blob(bytes)
-                        .map_err(GitError::git(format!("write {path}")))?;
-                    update.upsert(path.as_str(), blob, FileMode::Blob);
-                }
-            }
+        for change in plan.changes.iter().filter(|c| c.kind == ChangeKind::Remove) {
+            update.remove(format!("{}/{}", target.path, change.path).as_str());
         }
     }
     let tree = update
         .create_updated(repo, &baseline)
         .map_err(GitError::git("write the new tree"))?;
-    Ok((tree != baseline.id()).then_some(tree))
+    Ok(((tree != baseline.id()).then_some(tree), blobs))
 }
 
 /// What `commit` did.
@@ -315,11 +315,18 @@ pub fn commit(
             .transpose()
             .map_err(GitError::git("read the base commit"))?;
         let plans = plan_targets(repo, base_commit.as_ref(), targets)?;
-        let Some(tree) = build_tree(repo, base_commit.as_ref(), targets, &plans)? else {
+        let (tree, blobs) = build_tree(repo, base_commit.as_ref(), targets, &plans)?;
+        let Some(tree) = tree else {
             // Nothing to add; if a race brought us here, the remote already
             // has our policies: catch the local branch up with it.
             if on_head && base != head_tip {
-                move_branch(repo, &branch, head_tip, base.expect("a remote tip"), true)?;
+                move_branch(
+                    repo,
+                    &branch,
+                    head_tip,
+                    base.expect("a remote tip"),
+                    Worktree::Checkout,
+                )?;
             }
             return Ok(Committed {
                 commit: None,
@@ -336,12 +343,12 @@ pub fn commit(
         let id = repo
             .commit(None, sig, sig, &message, &tree, &parents)
             .map_err(GitError::git("create the commit"))?;
-        let current = if attempt == 1 {
-            base_tip
-        } else {
-            repo.refname_to_id(&branch).ok()
+        let (current, worktree) = match (on_head, attempt) {
+            (false, _) => (None, Worktree::Untouched),
+            (true, 1) => (base_tip, Worktree::Planned(targets, &plans, &blobs)),
+            (true, _) => (repo.refname_to_id(&branch).ok(), Worktree::Checkout),
         };
-        move_branch(repo, &branch, current, id, on_head)?;
+        move_branch(repo, &branch, current, id, worktree)?;
         if !opts.push {
             return Ok(Committed {
                 commit: Some(id),
@@ -385,6 +392,19 @@ pub fn commit(
     }
 }
 
+/// How the working tree follows a moved branch.
+enum Worktree<'a> {
+    /// A bot branch: the checked-out tree is not its business.
+    Untouched,
+    /// A safe checkout of everything that differs (after a rebuild on a
+    /// remote tip, other pipelines' files change too).
+    Checkout,
+    /// Exactly the planned files, written in parallel, and their index
+    /// entries: the fast path for a first attempt, where the plans are the
+    /// whole difference between HEAD and the new commit.
+    Planned(&'a [Target], &'a [Plan], &'a [Oid]),
+}
+
 /// Points `branch` at `new`, only if it still points at `old` (another
 /// process moving it meanwhile makes this fail rather than lose its commit).
 /// For the checked-out branch, the working tree and index follow first.
@@ -393,23 +413,30 @@ fn move_branch(
     branch: &str,
     old: Option<Oid>,
     new: Oid,
-    on_head: bool,
+    worktree: Worktree,
 ) -> Result<(), GitError> {
-    if on_head {
-        let target = repo
-            .find_commit(new)
-            .and_then(|c| c.into_object().peel_to_tree())
-            .map_err(GitError::git("read the new commit"))?;
-        let mut checkout = CheckoutBuilder::new();
-        checkout.safe();
-        repo.checkout_tree(target.as_object(), Some(&mut checkout))
-            .map_err(|e| {
-                if e.code() == ErrorCode::Conflict {
-                    GitError::Conflict(redact(e.message()))
-                } else {
-                    GitError::git("update the working tree")(e)
-                }
-            })?;
+    let on_head = !matches!(worktree, Worktree::Untouched);
+    match worktree {
+        Worktree::Untouched => {}
+        Worktree::Checkout => {
+            let target = repo
+                .find_commit(new)
+                .and_then(|c| c.into_object().peel_to_tree())
+                .map_err(GitError::git("read the new commit"))?;
+            let mut checkout = CheckoutBuilder::new();
+            checkout.safe();
+            repo.checkout_tree(target.as_object(), Some(&mut checkout))
+                .map_err(|e| {
+                    if e.code() == ErrorCode::Conflict {
+                        GitError::Conflict(redact(e.message()))
+                    } else {
+                        GitError::git("update the working tree")(e)
+                    }
+                })?;
+        }
+        Worktree::Planned(targets, plans, blobs) => {
+            crate::worktree::apply(repo, targets, plans, blobs)?;
+        }
     }
     let log = "insights-policy-render: update Kyverno policies";
     let result = match (on_head, old) {

@@ -547,3 +547,30 @@ fn usage_errors_change_nothing() {
     assert_eq!(git(&work, &["rev-parse", "HEAD"]), head);
     assert!(git(&work, &["status", "--porcelain"]).is_empty());
 }
+
+#[test]
+fn a_local_edit_to_a_rendered_file_is_never_overwritten() {
+    let s = Setup::new();
+    let work = s.clone("work");
+    let v1 = s.input("v1.yaml", &policy("a", ""));
+    assert_eq!(commit(&work, &v1, &[]).code, 0);
+    let file = work.join("kyverno-policies/prod/clusterpolicy_a.yaml");
+    std::fs::write(&file, "edited by hand\n").unwrap();
+    let head = git(&work, &["rev-parse", "HEAD"]);
+    let v2 = s.input("v2.yaml", &policy("a", "  background: false\n"));
+    let r = commit(&work, &v2, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("local changes to the rendered files"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("kyverno-policies/prod/clusterpolicy_a.yaml"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "edited by hand\n");
+    assert_eq!(git(&work, &["rev-parse", "HEAD"]), head, "no commit");
+}
