@@ -89,6 +89,9 @@ pub struct CommitArgs {
     pub source: SourceArgs,
 
     #[command(flatten)]
+    pub safety: SafetyArgs,
+
+    #[command(flatten)]
     pub repo: RepoArgs,
 
     /// Commit on this bot branch, recreated from --base on every run, instead of the current branch.
@@ -139,10 +142,41 @@ pub struct DiffArgs {
     pub summary_file: Option<PathBuf>,
 }
 
+/// The guard against mass removal (Flux prunes whatever leaves the directory).
+#[derive(Debug, Args)]
+pub struct SafetyArgs {
+    /// Refuse a run that would remove more than this many policies of a cluster: a count (10)
+    /// or a percentage of what is rendered now (50%).
+    #[arg(
+        long,
+        default_value = "50%",
+        value_name = "N|P%",
+        help_heading = "Safety"
+    )]
+    pub max_removals: crate::guard::MaxRemovals,
+
+    /// Allow a response with no policies to empty a cluster's directory (refused by default:
+    /// an outage can answer an empty 200).
+    #[arg(long, help_heading = "Safety")]
+    pub allow_empty: bool,
+}
+
+impl SafetyArgs {
+    pub fn limits(&self) -> crate::guard::Limits {
+        crate::guard::Limits {
+            max_removals: self.max_removals,
+            allow_empty: self.allow_empty,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub safety: SafetyArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command, RenderArgs};
 use crate::error::{Error, InputError};
+use crate::guard;
 use crate::outdir;
 use crate::plan::{plan, Plan};
 use crate::render::{RenderedTree, TreeBuilder};
@@ -62,6 +63,7 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
         }
     }
     let keep_going = args.source.keep_going;
+    let limits = args.safety.limits();
     let inputs = source.read()?;
 
     let mut summary = Summary::default();
@@ -100,6 +102,10 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
                 let existing = outdir::read_existing(&dir)?;
                 let plan = plan(tree, existing).map_err(|source| Error::Plan {
                     dir: dir.clone(),
+                    source,
+                })?;
+                guard::check(&plan, &limits).map_err(|source| Error::Guard {
+                    cluster: cluster.clone(),
                     source,
                 })?;
                 Ok((dir, plan))

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::guard::GuardError;
 use crate::insights::InsightsError;
 use crate::outdir::OutputError;
 use crate::plan::PlanError;
@@ -21,6 +22,8 @@ pub mod exit {
     pub const INVALID_INPUT: u8 = 3;
     /// A file the tool did not write is in the way.
     pub const NOT_OURS: u8 = 4;
+    /// The run would remove too many policies (the mass-removal guard).
+    pub const TOO_MANY_REMOVALS: u8 = 5;
     /// Bad command-line usage.
     pub const USAGE: u8 = 64;
 }
@@ -63,6 +66,12 @@ pub enum Error {
     Fetch(InsightsError),
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error("{}: {source}; nothing was written", cluster.as_deref().map_or("the response".to_string(), |c| format!("cluster {c:?}")))]
+    Guard {
+        cluster: Option<String>,
+        #[source]
+        source: GuardError,
+    },
     /// Several clusters failed; each is listed.
     #[error("{} clusters failed; nothing was written:{}", .0.len(), list(.0))]
     Clusters(Vec<(Option<String>, Error)>),
@@ -80,6 +89,7 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::Fetch(InsightsError::Config(_)) => exit::USAGE,
             Error::Git(GitError::Plan { .. }) => exit::NOT_OURS,
+            Error::Guard { .. } | Error::Git(GitError::Guard { .. }) => exit::TOO_MANY_REMOVALS,
             Error::Git(
                 GitError::NoAuthor
                 | GitError::BadAuthor(_)

@@ -153,6 +153,7 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
         push: args.push,
         max_push_attempts: args.push_attempts.max(1),
         ssh_key: args.ssh_key.as_deref(),
+        limits: args.safety.limits(),
         message: &message,
     };
     let committed = repo::commit(&repository, &sig, &targets, &options)?;

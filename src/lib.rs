@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod gitops;
+pub mod guard;
 pub mod identity;
 pub mod insights;
 pub mod kind;

@@ -42,6 +42,12 @@ pub enum GitError {
         #[source]
         source: PlanError,
     },
+    #[error("{path}: {source}; nothing was committed")]
+    Guard {
+        path: String,
+        #[source]
+        source: crate::guard::GuardError,
+    },
     #[error("{0} exists in the repository as a file, not a directory")]
     NotADirectory(String),
     #[error("HEAD is detached: check out a branch, or commit to a bot branch with --branch")]
@@ -279,6 +285,7 @@ pub struct CommitOptions<'a> {
     pub push: bool,
     pub max_push_attempts: u32,
     pub ssh_key: Option<&'a Path>,
+    pub limits: crate::guard::Limits,
     /// The commit message for a set of plans.
     pub message: &'a dyn Fn(&[Plan]) -> String,
 }
@@ -315,6 +322,12 @@ pub fn commit(
             .transpose()
             .map_err(GitError::git("read the base commit"))?;
         let plans = plan_targets(repo, base_commit.as_ref(), targets)?;
+        for (target, plan) in targets.iter().zip(&plans) {
+            crate::guard::check(plan, &opts.limits).map_err(|source| GitError::Guard {
+                path: target.path.clone(),
+                source,
+            })?;
+        }
         let (tree, blobs) = build_tree(repo, base_commit.as_ref(), targets, &plans)?;
         let Some(tree) = tree else {
             // Nothing to add; if a race brought us here, the remote already

@@ -574,3 +574,31 @@ fn a_local_edit_to_a_rendered_file_is_never_overwritten() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "edited by hand\n");
     assert_eq!(git(&work, &["rev-parse", "HEAD"]), head, "no commit");
 }
+
+#[test]
+fn an_empty_response_is_not_committed_as_a_mass_removal() {
+    let s = Setup::new();
+    let work = s.clone("work");
+    assert_eq!(commit(&work, EXAMPLE, &["--push"]).code, 0);
+    let head = git(&s.remote, &["rev-parse", "main"]);
+    let empty = s.input("empty.yaml", "");
+    let r = commit(&work, &empty, &["--push"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "kyverno-policies/prod: the response has no policies, but 8 are rendered now"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was committed"), "{}", r.stderr);
+    assert_eq!(git(&s.remote, &["rev-parse", "main"]), head);
+    assert!(git(&work, &["status", "--porcelain"]).is_empty());
+    let r = commit(&work, &empty, &["--push", "--allow-empty"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("0 added, 0 updated, 8 removed"),
+        "{}",
+        r.stderr
+    );
+}

@@ -312,3 +312,70 @@ fn usage_errors_and_missing_files() {
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("--summary-file"));
 }
+
+/// An outage that answers an empty 200 must never become "delete every
+/// policy": a distinct exit code, nothing written, and the flag that allows it.
+#[test]
+fn mass_removal_is_refused_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("p");
+    let four: String = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| {
+            format!(
+                "---\n{}",
+                CLUSTER_POLICY.replace("name: a", &format!("name: {n}"))
+            )
+        })
+        .collect();
+    let all = write(tmp.path(), "all.yaml", &four);
+    assert_eq!(render_to(&all, &out).code, 0);
+    let before = snapshot_dir(&out);
+
+    let empty = write(tmp.path(), "empty.yaml", "");
+    let r = render_to(&empty, &out);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the response has no policies, but 4 are rendered now"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--allow-empty"), "{}", r.stderr);
+    assert_eq!(snapshot_dir(&out), before);
+
+    let one = write(tmp.path(), "one.yaml", CLUSTER_POLICY);
+    let r = render_to(&one, &out);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("would remove 3 of 4 policies, more than --max-removals 50%"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(snapshot_dir(&out), before);
+
+    let r = run(&[
+        "render",
+        "--from-file",
+        &one,
+        "--out",
+        out.to_str().unwrap(),
+        "--max-removals",
+        "3",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&[
+        "render",
+        "--from-file",
+        &empty,
+        "--out",
+        out.to_str().unwrap(),
+        "--allow-empty",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        snapshot_dir(&out).keys().collect::<Vec<_>>(),
+        ["kustomization.yaml"]
+    );
+}
