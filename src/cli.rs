@@ -261,6 +261,12 @@ pub struct SourceArgs {
     #[arg(long, default_value = "32MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Insights API")]
     pub max_body_size: u64,
 
+    /// Check every object against the openAPIV3Schema of its kind and version in the CRDs in this
+    /// directory (those of the Kyverno version the clusters run); refuse a response with an object
+    /// the API server would reject.
+    #[arg(long, value_name = "DIR", help_heading = "Source")]
+    pub crd_dir: Option<PathBuf>,
+
     /// Write the clusters that succeeded even when others failed; still exit non-zero.
     #[arg(long, help_heading = "Insights API")]
     pub keep_going: bool,

@@ -12,6 +12,7 @@ use crate::guard;
 use crate::outdir;
 use crate::plan::{plan, Plan};
 use crate::render::{RenderedTree, TreeBuilder};
+use crate::schema::Schemas;
 use crate::source::{check_cluster_dir_name, Input, Source};
 use crate::summary::{ClusterSummary, Summary};
 use crate::validate::{Problem, Validator};
@@ -53,6 +54,7 @@ struct Outcome {
 
 fn render_command(args: RenderArgs) -> Result<u8, Error> {
     let source = Source::from_args(&args.source)?;
+    let schemas = load_schemas(&args.source)?;
     let clusters = source.clusters();
     let several = clusters.len() > 1;
     // Refused before anything is fetched, so no time is wasted on a run
@@ -68,7 +70,7 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
 
     let mut summary = Summary::default();
     if args.output.stdout {
-        let (trees, failures) = render_all(inputs, keep_going)?;
+        let (trees, failures) = render_all(inputs, keep_going, schemas.as_ref())?;
         let mut stdout = std::io::stdout().lock();
         for (cluster, tree) in trees {
             if several {
@@ -93,7 +95,7 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
     let outcomes: Vec<Outcome> = inputs
         .into_iter()
         .map(|input| {
-            let (cluster, rendered) = render_input(input);
+            let (cluster, rendered) = render_input(input, schemas.as_ref());
             let dir = match (&cluster, several) {
                 (Some(name), true) => out.join(name),
                 _ => out.clone(),
@@ -139,14 +141,28 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
 pub(crate) type Rendered = Vec<(Option<String>, RenderedTree)>;
 pub(crate) type Failures = Vec<(Option<String>, Error)>;
 
+/// The `--crd-dir` schemas, loaded (and checked) before anything is fetched.
+pub(crate) fn load_schemas(source: &crate::cli::SourceArgs) -> Result<Option<Schemas>, Error> {
+    source
+        .crd_dir
+        .as_deref()
+        .map(Schemas::load)
+        .transpose()
+        .map_err(|source| Error::Schema {
+            origin: "--crd-dir".into(),
+            source,
+        })
+}
+
 pub(crate) fn render_all(
     inputs: Vec<Input>,
     keep_going: bool,
+    schemas: Option<&Schemas>,
 ) -> Result<(Rendered, Failures), Error> {
     let mut trees = Vec::new();
     let mut failures = Vec::new();
     for input in inputs {
-        let (cluster, result) = render_input(input);
+        let (cluster, result) = render_input(input, schemas);
         match result {
             Ok(tree) => trees.push((cluster, tree)),
             Err(e) => failures.push((cluster, e)),
@@ -159,7 +175,10 @@ pub(crate) fn render_all(
 }
 
 /// Parses, validates and renders one input, logging validation warnings.
-fn render_input(input: Input) -> (Option<String>, Result<RenderedTree, Error>) {
+fn render_input(
+    input: Input,
+    schemas: Option<&Schemas>,
+) -> (Option<String>, Result<RenderedTree, Error>) {
     let Input {
         cluster,
         origin,
@@ -172,6 +191,12 @@ fn render_input(input: Input) -> (Option<String>, Result<RenderedTree, Error>) {
         })?;
         for w in warnings {
             tracing::warn!("{origin}: {w}");
+        }
+        if let Some(schemas) = schemas {
+            schemas.check(&tree).map_err(|source| Error::Schema {
+                origin: origin.clone(),
+                source,
+            })?;
         }
         tracing::info!(
             cluster = cluster.as_deref().unwrap_or("-"),

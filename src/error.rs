@@ -7,6 +7,7 @@ use crate::insights::InsightsError;
 use crate::outdir::OutputError;
 use crate::plan::PlanError;
 use crate::repo::GitError;
+use crate::schema::SchemaError;
 use crate::validate::ValidationError;
 use crate::yaml::ParseError;
 
@@ -45,6 +46,12 @@ pub enum Error {
         origin: String,
         #[source]
         source: InputError,
+    },
+    #[error("{origin}: {source}")]
+    Schema {
+        origin: String,
+        #[source]
+        source: SchemaError,
     },
     #[error("cannot read {}: {source}", path.display())]
     ReadInput {
@@ -85,6 +92,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Input { .. } => exit::INVALID_INPUT,
+            Error::Schema {
+                source: SchemaError::Invalid { .. },
+                ..
+            } => exit::INVALID_INPUT,
+            Error::Schema { .. } => exit::USAGE,
             Error::Plan { .. } => exit::NOT_OURS,
             Error::Usage(_) => exit::USAGE,
             Error::Fetch(InsightsError::Config(_)) => exit::USAGE,

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{CommitArgs, DiffArgs, RepoArgs, SourceArgs};
-use crate::commands::{finish, render_all};
+use crate::commands::{finish, load_schemas, render_all};
 use crate::error::{exit, Error};
 use crate::plan::Plan;
 use crate::repo::{self, CommitOptions, Target};
@@ -83,7 +83,8 @@ fn render_targets(
     let paths = target_paths(&repo_args.path, &labels)?;
     let description = describe(&source);
     let is_file = matches!(source, Source::File(_));
-    let (trees, failures) = render_all(source.read()?, source_args.keep_going)?;
+    let schemas = load_schemas(source_args)?;
+    let (trees, failures) = render_all(source.read()?, source_args.keep_going, schemas.as_ref())?;
     let targets = trees
         .into_iter()
         .map(|(cluster, tree)| {

@@ -24,6 +24,7 @@ pub mod policy;
 pub mod render;
 pub mod repo;
 pub mod report;
+pub mod schema;
 pub mod source;
 pub mod summary;
 pub mod validate;
