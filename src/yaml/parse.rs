@@ -386,8 +386,12 @@ fn standard_tag(tag: &Tag) -> Option<&str> {
     }
 }
 
+/// A tag as it was written: `!!x` for the standard namespace.
 fn tag_text(tag: &Tag) -> String {
-    format!("{}{}", tag.handle, tag.suffix)
+    match tag.handle.as_str() {
+        "tag:yaml.org,2002:" => format!("!!{}", tag.suffix),
+        handle => format!("{handle}{}", tag.suffix),
+    }
 }
 
 fn check_collection_tag(tag: Option<&Tag>, expected: &str) -> Result<(), ParseErrorKind> {
