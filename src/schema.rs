@@ -75,7 +75,7 @@ impl Schemas {
                         continue;
                     };
                     let mut schema = schema.clone();
-                    nullable_to_json_schema(&mut schema);
+                    crd_schema_to_json_schema(&mut schema);
                     let validator = jsonschema::validator_for(&schema).map_err(|e| {
                         read_err(
                             &path,
@@ -183,7 +183,10 @@ fn describe(identity: &Identity, file: &str) -> String {
     format!("{identity} ({file})")
 }
 
-fn nullable_to_json_schema(schema: &mut serde_json::Value) {
+/// Turns a CRD's `openAPIV3Schema` into JSON Schema: `nullable: true`
+/// becomes a `null` type; the `x-kubernetes-*` keywords are left for the
+/// validator to ignore.
+pub fn crd_schema_to_json_schema(schema: &mut serde_json::Value) {
     match schema {
         serde_json::Value::Object(map) => {
             if map.get("nullable") == Some(&serde_json::Value::Bool(true)) {
@@ -191,9 +194,9 @@ fn nullable_to_json_schema(schema: &mut serde_json::Value) {
                     map.insert("type".into(), serde_json::json!([t, "null"]));
                 }
             }
-            map.values_mut().for_each(nullable_to_json_schema);
+            map.values_mut().for_each(crd_schema_to_json_schema);
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(nullable_to_json_schema),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(crd_schema_to_json_schema),
         _ => {}
     }
 }

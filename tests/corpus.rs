@@ -307,7 +307,7 @@ fn crd_schemas(dir: &Path) -> BTreeMap<(String, String, String), serde_json::Val
             let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_string();
             for version in crd["spec"]["versions"].as_array().unwrap() {
                 let mut schema = version["schema"]["openAPIV3Schema"].clone();
-                nullable_to_json_schema(&mut schema);
+                insights_policy_render::schema::crd_schema_to_json_schema(&mut schema);
                 schemas.insert(
                     (
                         group.clone(),
@@ -320,21 +320,6 @@ fn crd_schemas(dir: &Path) -> BTreeMap<(String, String, String), serde_json::Val
         }
     }
     schemas
-}
-
-fn nullable_to_json_schema(schema: &mut serde_json::Value) {
-    match schema {
-        serde_json::Value::Object(map) => {
-            if map.get("nullable") == Some(&serde_json::Value::Bool(true)) {
-                if let Some(serde_json::Value::String(t)) = map.get("type").cloned() {
-                    map.insert("type".into(), serde_json::json!([t, "null"]));
-                }
-            }
-            map.values_mut().for_each(nullable_to_json_schema);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(nullable_to_json_schema),
-        _ => {}
-    }
 }
 
 #[test]
@@ -377,19 +362,7 @@ fn rendered_kyverno_objects_validate_against_their_crds() {
 #[test]
 fn the_whole_library_as_one_response_is_refused_for_duplicates() {
     let Some(shared) = env::shared() else { return };
-    let mut files = Vec::new();
-    let mut stack = vec![shared.join("corpus/kyverno-policies-library")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = env::library_files(&shared);
     assert!(
         files.len() > 500,
         "found only {} library files",

@@ -4,36 +4,17 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use insights_policy_render::commands::render_response;
 use insights_policy_render::schema::Schemas;
 use support::cli::run;
 use support::env;
-
-fn library_files(shared: &std::path::Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![shared.join("corpus/kyverno-policies-library")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-}
 
 #[test]
 fn the_published_policies_that_would_be_rejected_are_found() {
     let Some(shared) = env::shared() else { return };
     let schemas = Schemas::load(&shared.join("crds/kyverno")).unwrap();
     let mut rejected = Vec::new();
-    let files = library_files(&shared);
+    let files = env::library_files(&shared);
     assert!(files.len() > 600);
     for file in &files {
         let bytes = std::fs::read(file).unwrap();

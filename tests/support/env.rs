@@ -59,3 +59,21 @@ pub fn kustomize_build(dir: &std::path::Path) -> String {
     );
     String::from_utf8(out.stdout).expect("kustomize prints UTF-8")
 }
+
+/// Every policy file of the published Kyverno library in `shared`, sorted.
+pub fn library_files(shared: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![shared.join("corpus/kyverno-policies-library")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+}
