@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::cli::{run_env, snapshot_dir, Run};
@@ -544,4 +545,142 @@ fn the_token_never_appears_anywhere() {
             );
         }
     }
+}
+
+/// A private CA and a server certificate for 127.0.0.1, made with openssl.
+fn private_ca(dir: &std::path::Path) -> Option<(Vec<u8>, Vec<u8>, std::path::PathBuf)> {
+    let has_openssl = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_openssl {
+        if std::env::var_os("CI").is_some() {
+            panic!("openssl is required in CI to make the test CA");
+        }
+        eprintln!("SKIPPED: openssl is missing");
+        return None;
+    }
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null");
+    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr -subj /CN=localhost 2>/dev/null");
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    sh("openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf 2>/dev/null");
+    Some((
+        std::fs::read(dir.join("srv.pem")).unwrap(),
+        std::fs::read(dir.join("srv.key")).unwrap(),
+        dir.join("ca.pem"),
+    ))
+}
+
+#[test]
+fn a_self_hosted_insights_with_a_private_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((cert, key, ca)) = private_ca(tmp.path()) else {
+        return;
+    };
+    let s = FakeInsights::start_tls("acme", TOKEN, &cert, &key);
+    s.cluster("staging", ONE);
+    assert!(s.url.starts_with("https://127.0.0.1:"));
+    // Unknown to the platform's roots: refused, and said so, without retrying forever.
+    let r = render(&s, &["--cluster", "staging", "--stdout", "--retries", "0"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot reach 127.0.0.1"), "{}", r.stderr);
+    assert!(
+        r.stderr.to_lowercase().contains("certificate"),
+        "the reason is the certificate: {}",
+        r.stderr
+    );
+    // Trusted through --ca-file.
+    let r = render(
+        &s,
+        &[
+            "--cluster",
+            "staging",
+            "--stdout",
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("name: one"));
+    // A --ca-file that holds no certificate is a usage error.
+    let bogus = tmp.path().join("bogus.pem");
+    std::fs::write(&bogus, "not a certificate\n").unwrap();
+    let r = render(
+        &s,
+        &[
+            "--cluster",
+            "staging",
+            "--stdout",
+            "--ca-file",
+            bogus.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(r.stderr.contains("--ca-file"), "{}", r.stderr);
+}
+
+/// The usual proxy variables are honoured (the fake server stands in as the
+/// proxy for a host that does not resolve), and NO_PROXY exempts a host.
+#[test]
+fn proxy_variables_are_honoured() {
+    let s = server();
+    let args = [
+        "render",
+        "--insights-host",
+        "http://insights.invalid",
+        "--org",
+        "acme",
+        "--cluster",
+        "staging",
+        "--stdout",
+        "--retries",
+        "0",
+    ];
+    let r = run_env(
+        &args,
+        &[
+            ("FAIRWINDS_TOKEN", TOKEN),
+            ("HTTP_PROXY", &s.url),
+            ("http_proxy", &s.url),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("name: one"));
+    assert_eq!(s.hits("staging"), 1);
+    let r = run_env(
+        &args,
+        &[
+            ("FAIRWINDS_TOKEN", TOKEN),
+            ("HTTP_PROXY", &s.url),
+            ("http_proxy", &s.url),
+            ("NO_PROXY", "insights.invalid"),
+            ("no_proxy", "insights.invalid"),
+        ],
+        None,
+    );
+    assert_eq!(
+        r.code, 1,
+        "NO_PROXY sends the request direct, to a host that does not resolve: {}",
+        r.stderr
+    );
+    assert_eq!(s.hits("staging"), 1);
 }

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::rustls;
 
 /// How the server answers one cluster.
 #[derive(Debug, Clone)]
@@ -62,6 +63,35 @@ pub fn path_for(org: &str, cluster: &str) -> String {
 impl FakeInsights {
     /// Starts a server for `org` that accepts `token`.
     pub fn start(org: &str, token: &str) -> FakeInsights {
+        Self::start_with(org, token, None)
+    }
+
+    /// The same over TLS, with this PEM certificate chain and PKCS#8 key.
+    pub fn start_tls(org: &str, token: &str, cert_pem: &[u8], key_pem: &[u8]) -> FakeInsights {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_slice(key_pem).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let mut server = Self::start_with(
+            org,
+            token,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        );
+        server.url = server.url.replace("http://", "https://");
+        server
+    }
+
+    fn start_with(org: &str, token: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> FakeInsights {
         let state = Arc::new(Mutex::new(State {
             token: token.to_owned(),
             org: org.to_owned(),
@@ -83,13 +113,20 @@ impl FakeInsights {
                         continue;
                     };
                     let state = shared.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         {
                             let mut s = state.lock().unwrap();
                             s.in_flight += 1;
                             s.max_in_flight = s.max_in_flight.max(s.in_flight);
                         }
-                        let _ = serve(stream, state.clone()).await;
+                        let _ = match tls {
+                            None => serve(stream, state.clone()).await,
+                            Some(acceptor) => match acceptor.accept(stream).await {
+                                Ok(tls_stream) => serve(tls_stream, state.clone()).await,
+                                Err(_) => Ok(()), // the client refused our certificate
+                            },
+                        };
                         state.lock().unwrap().in_flight -= 1;
                     });
                 }
@@ -153,7 +190,7 @@ impl FakeInsights {
     }
 }
 
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Option<String> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1024];
     loop {
@@ -171,8 +208,8 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
     }
 }
 
-async fn respond(
-    stream: &mut TcpStream,
+async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     status: u16,
     headers: &[(&str, String)],
     body: &[u8],
@@ -190,17 +227,22 @@ async fn respond(
     stream.shutdown().await
 }
 
-async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    state: Arc<Mutex<State>>,
+) -> std::io::Result<()> {
     let Some(head) = read_head(&mut stream).await else {
         return Ok(());
     };
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
-    let path = request_line
-        .split(' ')
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
+    let target = request_line.split(' ').nth(1).unwrap_or_default();
+    // A proxy receives the absolute form (`GET http://host/path`): serving
+    // that too lets the same server stand in as an HTTP proxy.
+    let path = match target.strip_prefix("http://") {
+        Some(rest) => rest.find('/').map_or("/", |at| &rest[at..]).to_owned(),
+        None => target.to_owned(),
+    };
     let auth = lines
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
