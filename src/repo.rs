@@ -356,13 +356,15 @@ pub fn commit(
         let id = repo
             .commit(None, sig, sig, &message, &tree, &parents)
             .map_err(GitError::git("create the commit"))?;
-        let (current, worktree) = match (on_head, attempt) {
-            (false, _) => (None, Worktree::Untouched),
-            (true, 1) => (base_tip, Worktree::Planned(targets, &plans, &blobs)),
-            (true, _) => (repo.refname_to_id(&branch).ok(), Worktree::Checkout),
+        let worktree = || match (on_head, base == head_tip) {
+            (false, _) => Worktree::Untouched,
+            // The plans are the whole difference from HEAD.
+            (true, true) => Worktree::Planned(targets, &plans, &blobs),
+            // Rebuilt on a remote tip: other pipelines' files change too.
+            (true, false) => Worktree::Checkout,
         };
-        move_branch(repo, &branch, current, id, worktree)?;
         if !opts.push {
+            move_branch(repo, &branch, head_tip.filter(|_| on_head), id, worktree())?;
             return Ok(Committed {
                 commit: Some(id),
                 plans,
@@ -370,21 +372,23 @@ pub fn commit(
                 push_attempts: 0,
             });
         }
-        // A bot branch is ours to overwrite; a base branch never is.
+        // The local branch moves only once the push succeeded, so a remote
+        // that refuses or drops the push leaves the repository as it was.
+        // Local edits that would block that move are refused before pushing.
+        if let Worktree::Planned(t, p, _) = worktree() {
+            crate::worktree::check(repo, t, p)?;
+        }
         let short = branch.trim_start_matches("refs/heads/");
-        let refspec = if on_head {
-            format!("{branch}:{branch}")
-        } else {
-            format!("+{branch}:{branch}")
-        };
-        match push(repo, opts.remote, &refspec, opts.ssh_key)? {
+        let pushed = push_commit(repo, opts, id, &branch, on_head);
+        match pushed? {
             None => {
+                move_branch(repo, &branch, head_tip.filter(|_| on_head), id, worktree())?;
                 return Ok(Committed {
                     commit: Some(id),
                     plans,
                     branch,
                     push_attempts: attempt,
-                })
+                });
             }
             Some(reason) if !on_head || attempt >= opts.max_push_attempts => {
                 return Err(GitError::PushRejected {
@@ -403,6 +407,27 @@ pub fn commit(
             }
         }
     }
+}
+
+/// Pushes commit `id` to `branch` on the remote through a temporary ref
+/// (libgit2 pushes refs, not bare commits), removed again whatever happens.
+/// A bot branch is ours to overwrite; a base branch never is.
+fn push_commit(
+    repo: &Repository,
+    opts: &CommitOptions,
+    id: Oid,
+    branch: &str,
+    on_head: bool,
+) -> Result<Option<String>, GitError> {
+    const PENDING: &str = "refs/insights-policy-render/pending";
+    repo.reference(PENDING, id, true, "insights-policy-render: push")
+        .map_err(GitError::git("prepare the push"))?;
+    let refspec = format!("{}{PENDING}:{branch}", if on_head { "" } else { "+" });
+    let result = push(repo, opts.remote, &refspec, opts.ssh_key);
+    if let Ok(mut pending) = repo.find_reference(PENDING) {
+        let _ = pending.delete();
+    }
+    result
 }
 
 /// How the working tree follows a moved branch.

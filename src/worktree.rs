@@ -28,6 +28,47 @@ fn io_err(context: String) -> impl FnOnce(std::io::Error) -> GitError {
     }
 }
 
+fn planned_changes<'a>(targets: &[Target], plans: &'a [Plan]) -> Vec<(String, &'a Change)> {
+    targets
+        .iter()
+        .zip(plans)
+        .flat_map(|(t, p)| {
+            p.changes
+                .iter()
+                .map(move |c| (format!("{}/{}", t.path, c.path), c))
+        })
+        .collect()
+}
+
+/// Refuses if a file the plans change has local edits, on disk or staged:
+/// it must hold what the base commit had (or, for an addition, nothing or
+/// already the new content).
+pub fn check(repo: &Repository, targets: &[Target], plans: &[Plan]) -> Result<(), GitError> {
+    let Some(workdir) = repo.workdir() else {
+        return Ok(());
+    };
+    let index = repo.index().map_err(git_err("read the index".into()))?;
+    for (path, change) in planned_changes(targets, plans) {
+        let on_disk = std::fs::read(workdir.join(&path)).ok();
+        let expected = change.old.as_deref();
+        let disk_ok = match (&on_disk, expected) {
+            (None, _) => true,
+            (Some(d), Some(old)) => d == old,
+            (Some(d), None) => Some(d.as_slice()) == change.new.as_deref(),
+        };
+        let staged = index.get_path(Path::new(&path), 0).map(|e| e.id);
+        let index_ok = match (staged, expected) {
+            (None, None) => true,
+            (Some(id), Some(old)) => Oid::hash_object(ObjectType::Blob, old).is_ok_and(|o| o == id),
+            _ => false,
+        };
+        if !disk_ok || !index_ok {
+            return Err(GitError::Conflict(path));
+        }
+    }
+    Ok(())
+}
+
 /// Applies the plans to the working tree and index. `blobs` are the ids of
 /// the additions and updates, in plan order.
 pub fn apply(
@@ -39,37 +80,9 @@ pub fn apply(
     let Some(workdir) = repo.workdir() else {
         return Ok(()); // a bare repository has no working tree to follow
     };
-    let changes: Vec<(String, &Change)> = targets
-        .iter()
-        .zip(plans)
-        .flat_map(|(t, p)| {
-            p.changes
-                .iter()
-                .map(move |c| (format!("{}/{}", t.path, c.path), c))
-        })
-        .collect();
+    check(repo, targets, plans)?;
+    let changes = planned_changes(targets, plans);
     let mut index = repo.index().map_err(git_err("read the index".into()))?;
-
-    // Refuse before writing anything if a file to change has local edits,
-    // on disk or staged: it must hold what the base commit had.
-    for (path, change) in &changes {
-        let on_disk = std::fs::read(workdir.join(path)).ok();
-        let expected = change.old.as_deref();
-        let disk_ok = match (&on_disk, expected) {
-            (None, _) => true,
-            (Some(d), Some(old)) => d == old,
-            (Some(d), None) => Some(d.as_slice()) == change.new.as_deref(),
-        };
-        let staged = index.get_path(Path::new(path), 0).map(|e| e.id);
-        let index_ok = match (staged, expected) {
-            (None, None) => true,
-            (Some(id), Some(old)) => Oid::hash_object(ObjectType::Blob, old).is_ok_and(|o| o == id),
-            _ => false,
-        };
-        if !disk_ok || !index_ok {
-            return Err(GitError::Conflict(path.clone()));
-        }
-    }
 
     let writes: Vec<&(String, &Change)> = changes
         .iter()

@@ -602,3 +602,34 @@ fn an_empty_response_is_not_committed_as_a_mass_removal() {
         r.stderr
     );
 }
+
+/// The local branch moves only after the push succeeded: a remote that
+/// cannot be reached leaves the repository as it was.
+#[test]
+fn a_failed_push_leaves_the_repository_as_it_was() {
+    let s = Setup::new();
+    let work = s.clone("work");
+    let gone = s.tmp.path().join("gone.git");
+    git(&work, &["remote", "add", "gone", gone.to_str().unwrap()]);
+    let head = git(&work, &["rev-parse", "HEAD"]);
+    let r = commit(&work, EXAMPLE, &["--push", "--remote", "gone"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("push to gone"), "{}", r.stderr);
+    assert_eq!(git(&work, &["rev-parse", "HEAD"]), head);
+    assert!(git(&work, &["status", "--porcelain"]).is_empty());
+    assert!(!work
+        .join("kyverno-policies/prod/kustomization.yaml")
+        .exists());
+    assert!(
+        git(&work, &["for-each-ref", "refs/insights-policy-render"]).is_empty(),
+        "no temporary ref left"
+    );
+    git(&work, &["fsck", "--strict"]);
+    // And the next run, with a reachable remote, succeeds.
+    let r = commit(&work, EXAMPLE, &["--push"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        git(&work, &["rev-parse", "HEAD"]),
+        git(&s.remote, &["rev-parse", "main"])
+    );
+}
