@@ -379,8 +379,19 @@ pub fn commit(
             crate::worktree::check(repo, t, p)?;
         }
         let short = branch.trim_start_matches("refs/heads/");
-        let pushed = push_commit(repo, opts, id, &branch, on_head);
-        match pushed? {
+        let mut pushed = push_commit(repo, opts, id, &branch, on_head)?;
+        if pushed.is_none() && on_head {
+            // A push is only as good as the remote's ref update. Some
+            // transports (the local one among them) do not compare and swap,
+            // so two racing pushes can both "succeed" and one commit is lost.
+            // Whoever finds their commit missing from the tip goes again.
+            let tip = fetch(repo, opts.remote, short, opts.ssh_key)?;
+            let landed = tip == id || repo.graph_descendant_of(tip, id).unwrap_or(false);
+            if !landed {
+                pushed = Some("another push replaced it on the remote".to_owned());
+            }
+        }
+        match pushed {
             None => {
                 move_branch(repo, &branch, head_tip.filter(|_| on_head), id, worktree())?;
                 return Ok(Committed {
