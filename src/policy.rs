@@ -50,12 +50,4 @@ impl PolicySet {
     pub fn policies(&self) -> &[Policy] {
         &self.policies
     }
-
-    pub fn len(&self) -> usize {
-        self.policies.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.policies.is_empty()
-    }
 }

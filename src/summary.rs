@@ -85,10 +85,6 @@ impl ClusterSummary {
             self.unchanged
         )
     }
-
-    pub fn has_changes(&self) -> bool {
-        !(self.added.is_empty() && self.updated.is_empty() && self.removed.is_empty())
-    }
 }
 
 impl Summary {

@@ -4,34 +4,14 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use support::cli::run_env;
 use support::fake_insights::{FakeInsights, Fault};
+use support::git::git;
 
 const API_TOKEN: &str = "api-tok-Qm4Rz81Lp-SECRET";
 const GIT_TOKEN: &str = "git-tok-Vx2Nc67Hd-SECRET";
 const ONE: &str =
     "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: one\nspec:\n  rules: []\n";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "T")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "T")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn leaks(text: &str) -> bool {
     text.contains("Qm4Rz81Lp") || text.contains("Vx2Nc67Hd")

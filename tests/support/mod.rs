@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod env;
 pub mod fake_insights;
+pub mod git;
