@@ -94,6 +94,9 @@ pub struct CommitArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
 
+    #[command(flatten)]
+    pub consumers: ConsumerArgs,
+
     /// Commit on this bot branch, recreated from --base on every run, instead of the current branch.
     #[arg(long, value_name = "BRANCH", help_heading = "Repository")]
     pub branch: Option<String>,
@@ -136,6 +139,9 @@ pub struct DiffArgs {
 
     #[command(flatten)]
     pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub consumers: ConsumerArgs,
 
     /// Write a JSON summary of what would be added, updated, removed and left unchanged.
     #[arg(long, value_name = "PATH")]
@@ -180,6 +186,9 @@ pub struct RenderArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub consumers: ConsumerArgs,
 
     /// Write a JSON summary of what was added, updated, removed and left unchanged.
     #[arg(long, value_name = "PATH")]
@@ -320,4 +329,298 @@ pub struct OutputArgs {
     /// Print the rendered objects as one YAML stream on stdout; write nothing.
     #[arg(long, help_heading = "Output")]
     pub stdout: bool,
+}
+
+/// The objects that consume the rendered directories: a Flux Kustomization
+/// or an Argo CD Application per cluster, written beside the policies and
+/// owned the same way.
+#[derive(Debug, Args)]
+pub struct ConsumerArgs {
+    /// Also write, per cluster, a Flux Kustomization (kustomize.toolkit.fluxcd.io/v1) that
+    /// applies the rendered directory with prune, wait and Kyverno readiness checks.
+    #[arg(long, help_heading = "Flux")]
+    pub flux: bool,
+
+    /// Where the Kustomization goes in the repository; `{cluster}` is replaced. Under a
+    /// `flux bootstrap` path, so that the cluster's root reconciles it.
+    #[arg(
+        long,
+        default_value = "clusters/{cluster}/kyverno-policies.yaml",
+        value_name = "PATH",
+        requires = "flux",
+        help_heading = "Flux"
+    )]
+    pub flux_path: String,
+
+    /// Name of the Kustomization.
+    #[arg(
+        long,
+        default_value = "kyverno-policies",
+        value_name = "NAME",
+        requires = "flux",
+        help_heading = "Flux"
+    )]
+    pub flux_name: String,
+
+    /// Namespace of the Kustomization (and of the service account and GitRepository it writes).
+    #[arg(
+        long,
+        default_value = "flux-system",
+        value_name = "NAMESPACE",
+        requires = "flux",
+        help_heading = "Flux"
+    )]
+    pub flux_namespace: String,
+
+    /// The GitRepository holding this repository, as NAME or NAMESPACE/NAME.
+    #[arg(
+        long,
+        default_value = "flux-system",
+        value_name = "[NAMESPACE/]NAME",
+        requires = "flux",
+        help_heading = "Flux"
+    )]
+    pub flux_source: String,
+
+    /// Also write the GitRepository, with this URL (for a policy repository that is not the
+    /// bootstrap repository). Never put credentials in it: see --flux-source-secret.
+    #[arg(long, value_name = "URL", requires = "flux", help_heading = "Flux")]
+    pub flux_source_url: Option<String>,
+
+    /// Branch the written GitRepository follows.
+    #[arg(
+        long,
+        default_value = "main",
+        value_name = "BRANCH",
+        requires = "flux_source_url",
+        help_heading = "Flux"
+    )]
+    pub flux_source_branch: String,
+
+    /// Secret with the credentials of the written GitRepository.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "flux_source_url",
+        help_heading = "Flux"
+    )]
+    pub flux_source_secret: Option<String>,
+
+    /// The Kustomization that installs Kyverno, as NAME or NAMESPACE/NAME; repeatable.
+    /// Policies applied before Kyverno's CRDs exist fail. An empty value means none.
+    #[arg(
+        long,
+        default_value = "kyverno",
+        value_name = "[NAMESPACE/]NAME",
+        requires = "flux",
+        help_heading = "Flux"
+    )]
+    pub flux_depends_on: Vec<String>,
+
+    /// How often Flux reconciles (and corrects drift).
+    #[arg(
+        long,
+        default_value = "10m",
+        value_name = "DURATION",
+        requires = "flux",
+        help_heading = "Flux"
+    )]
+    pub flux_interval: String,
+
+    /// How long Flux waits for the policies to become ready before failing the reconciliation.
+    #[arg(
+        long,
+        default_value = "5m",
+        value_name = "DURATION",
+        requires = "flux",
+        help_heading = "Flux"
+    )]
+    pub flux_timeout: String,
+
+    /// Apply as this service account, and write it with a ClusterRole that grants exactly the
+    /// Kyverno policy kinds (instead of kustomize-controller's cluster-admin).
+    #[arg(long, value_name = "NAME", requires = "flux", help_heading = "Flux")]
+    pub flux_service_account: Option<String>,
+
+    /// Also write, per cluster, an Argo CD Application (automated prune and self-heal,
+    /// server-side apply and diff), and an AppProject that admits only policy kinds.
+    #[arg(long, requires = "argo_repo_url", help_heading = "Argo CD")]
+    pub argo: bool,
+
+    /// Like --argo, but one ApplicationSet (git directory generator over --path) instead of an
+    /// Application per cluster.
+    #[arg(long, requires = "argo_repo_url", help_heading = "Argo CD")]
+    pub argo_appset: bool,
+
+    /// The policy repository's URL, as Argo CD knows it (no credentials in it).
+    #[arg(long, value_name = "URL", help_heading = "Argo CD")]
+    pub argo_repo_url: Option<String>,
+
+    /// Directory of the Argo CD files in the repository [default: argocd].
+    #[arg(long, value_name = "DIR", help_heading = "Argo CD")]
+    pub argo_dir: Option<String>,
+
+    /// The revision Argo CD follows [default: HEAD].
+    #[arg(long, value_name = "REVISION", help_heading = "Argo CD")]
+    pub argo_revision: Option<String>,
+
+    /// Argo CD's namespace [default: argocd].
+    #[arg(long, value_name = "NAMESPACE", help_heading = "Argo CD")]
+    pub argo_namespace: Option<String>,
+
+    /// Name of the AppProject written for the policies [default: kyverno-policies].
+    #[arg(long, value_name = "NAME", help_heading = "Argo CD")]
+    pub argo_project: Option<String>,
+
+    /// Destination API server [default: https://kubernetes.default.svc, Argo CD's own cluster].
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "argo_destination_name",
+        help_heading = "Argo CD"
+    )]
+    pub argo_destination_server: Option<String>,
+
+    /// Destination cluster by its name in Argo CD; `{cluster}` is replaced.
+    #[arg(long, value_name = "NAME", help_heading = "Argo CD")]
+    pub argo_destination_name: Option<String>,
+}
+
+impl ConsumerArgs {
+    /// The checked consumer configuration; an error names the flag.
+    pub fn consumers(&self) -> Result<crate::consumer::Consumers, String> {
+        use crate::consumer::{ArgoConfig, Destination, FluxConfig, ObjectRef};
+        use crate::identity::{Namespace, ObjectName};
+
+        let name = |flag: &str, v: &str| {
+            ObjectName::new(v).map_err(|e| format!("{flag} {v:?}: the name {e}"))
+        };
+        let namespace = |flag: &str, v: &str| {
+            Namespace::new(v).map_err(|e| format!("{flag} {v:?}: the namespace {e}"))
+        };
+        let reference = |flag: &str, v: &str| {
+            v.parse::<ObjectRef>()
+                .map_err(|e| format!("{flag} {v:?}: the {e}"))
+        };
+        let flux = if self.flux {
+            if !self.flux_path.ends_with(".yaml") {
+                return Err(format!(
+                    "--flux-path {:?} must end in .yaml",
+                    self.flux_path
+                ));
+            }
+            Some(FluxConfig {
+                path: self.flux_path.clone(),
+                name: name("--flux-name", &self.flux_name)?,
+                namespace: namespace("--flux-namespace", &self.flux_namespace)?,
+                source: reference("--flux-source", &self.flux_source)?,
+                source_url: self
+                    .flux_source_url
+                    .as_deref()
+                    .map(|u| repository_url("--flux-source-url", u))
+                    .transpose()?,
+                source_branch: self.flux_source_branch.clone(),
+                source_secret: self
+                    .flux_source_secret
+                    .as_deref()
+                    .map(|s| name("--flux-source-secret", s))
+                    .transpose()?,
+                depends_on: self
+                    .flux_depends_on
+                    .iter()
+                    .filter(|d| !d.is_empty())
+                    .map(|d| reference("--flux-depends-on", d))
+                    .collect::<Result<_, _>>()?,
+                interval: self
+                    .flux_interval
+                    .parse()
+                    .map_err(|e| format!("--flux-interval: {e}"))?,
+                timeout: self
+                    .flux_timeout
+                    .parse()
+                    .map_err(|e| format!("--flux-timeout: {e}"))?,
+                service_account: self
+                    .flux_service_account
+                    .as_deref()
+                    .map(|s| name("--flux-service-account", s))
+                    .transpose()?,
+            })
+        } else {
+            None
+        };
+
+        let argo_options = [
+            ("--argo-dir", self.argo_dir.is_some()),
+            ("--argo-revision", self.argo_revision.is_some()),
+            ("--argo-namespace", self.argo_namespace.is_some()),
+            ("--argo-project", self.argo_project.is_some()),
+            (
+                "--argo-destination-server",
+                self.argo_destination_server.is_some(),
+            ),
+            (
+                "--argo-destination-name",
+                self.argo_destination_name.is_some(),
+            ),
+            ("--argo-repo-url", self.argo_repo_url.is_some()),
+        ];
+        let argo = if self.argo || self.argo_appset {
+            let repo_url = self.argo_repo_url.as_deref().unwrap_or_default();
+            let destination = match (&self.argo_destination_server, &self.argo_destination_name) {
+                (_, Some(n)) => {
+                    name("--argo-destination-name", &n.replace("{cluster}", "c"))?;
+                    Destination::Name(n.clone())
+                }
+                (Some(url), None) => Destination::Server(url.clone()),
+                (None, None) => Destination::Server("https://kubernetes.default.svc".into()),
+            };
+            Some(ArgoConfig {
+                dir: self
+                    .argo_dir
+                    .clone()
+                    .unwrap_or_else(|| "argocd".into())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                appset: self.argo_appset,
+                repo_url: repository_url("--argo-repo-url", repo_url)?,
+                revision: self.argo_revision.clone().unwrap_or_else(|| "HEAD".into()),
+                namespace: namespace(
+                    "--argo-namespace",
+                    self.argo_namespace.as_deref().unwrap_or("argocd"),
+                )?,
+                project: name(
+                    "--argo-project",
+                    self.argo_project.as_deref().unwrap_or("kyverno-policies"),
+                )?,
+                destination,
+            })
+        } else if let Some((flag, _)) = argo_options.iter().find(|(_, given)| *given) {
+            return Err(format!("{flag} needs --argo or --argo-appset"));
+        } else {
+            None
+        };
+        Ok(crate::consumer::Consumers { flux, argo })
+    }
+}
+
+/// A repository URL that goes into a committed file: it must not carry
+/// credentials, which would then be in every clone of the repository.
+fn repository_url(flag: &str, url: &str) -> Result<String, String> {
+    if url.is_empty() {
+        return Err(format!("{flag} must not be empty"));
+    }
+    // A token in the user part of an HTTPS URL is the common leak; an SSH
+    // user name (`ssh://git@host`) is not a secret.
+    let userinfo = url.split_once("://").and_then(|(scheme, rest)| {
+        let authority = rest.split('/').next()?;
+        authority.rsplit_once('@').map(|(user, _)| (scheme, user))
+    });
+    if let Some((scheme, user)) = userinfo {
+        if user.contains(':') || scheme.starts_with("http") {
+            return Err(format!(
+                "{flag} carries credentials (user:password@); they would be committed. Give Flux or Argo CD the credentials through a Secret instead"
+            ));
+        }
+    }
+    Ok(url.to_owned())
 }

@@ -3,14 +3,17 @@
 //! Every check happens before the first write: a run either renders every
 //! cluster it was asked for, or writes nothing.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command, RenderArgs};
+use crate::consumer::{ClusterDir, Consumers};
 use crate::error::{Error, InputError};
 use crate::guard;
+use crate::kind::PolicyKind;
 use crate::outdir;
-use crate::plan::{plan, Plan};
+use crate::plan::{plan, plan_without_removals, Plan};
 use crate::render::{RenderedTree, TreeBuilder};
 use crate::schema::Schemas;
 use crate::source::{check_cluster_dir_name, Input, Source};
@@ -50,9 +53,16 @@ pub fn render_response(bytes: &[u8]) -> Result<(RenderedTree, Vec<Problem>), Inp
 struct Outcome {
     cluster: Option<String>,
     result: Result<(PathBuf, Plan), Error>,
+    kinds: BTreeSet<PolicyKind>,
 }
 
 fn render_command(args: RenderArgs) -> Result<u8, Error> {
+    let consumers = args.consumers.consumers().map_err(Error::Usage)?;
+    if !consumers.is_empty() && args.output.stdout {
+        return Err(Error::Usage(
+            "--flux and --argo write files beside the rendered directories: use them with --out, or preview them with `diff`".into(),
+        ));
+    }
     let source = Source::from_args(&args.source)?;
     let schemas = load_schemas(&args.source)?;
     let clusters = source.clusters();
@@ -66,6 +76,15 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
     }
     let keep_going = args.source.keep_going;
     let limits = args.safety.limits();
+    // A --from-file response is named by the first --cluster, as in `commit`.
+    let names: Vec<Option<String>> = match &source {
+        Source::File(_) => vec![args.source.clusters.first().cloned()],
+        Source::Insights { .. } => clusters.clone(),
+    };
+    let layout = match &args.output.out {
+        Some(out) => ConsumerLayout::new(&consumers, out, &names)?,
+        None => None,
+    };
     let inputs = source.read()?;
 
     let mut summary = Summary::default();
@@ -100,7 +119,9 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
                 (Some(name), true) => out.join(name),
                 _ => out.clone(),
             };
+            let mut kinds = BTreeSet::new();
             let result = rendered.and_then(|tree| {
+                kinds = tree.kinds();
                 let existing = outdir::read_existing(&dir)?;
                 let plan = plan(tree, existing).map_err(|source| Error::Plan {
                     dir: dir.clone(),
@@ -112,14 +133,18 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
                 })?;
                 Ok((dir, plan))
             });
-            Outcome { cluster, result }
+            Outcome {
+                cluster,
+                result,
+                kinds,
+            }
         })
         .collect();
     let mut plans = Vec::new();
     let mut failures = Vec::new();
     for o in outcomes {
         match o.result {
-            Ok(p) => plans.push((o.cluster, p)),
+            Ok(p) => plans.push(((o.cluster, o.kinds), p)),
             Err(e) => failures.push((o.cluster, e)),
         }
     }
@@ -127,13 +152,122 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
         return Err(Error::combine(failures));
     }
     let (clusters, plans): (Vec<_>, Vec<_>) = plans.into_iter().unzip();
+    let consumer_plans = match &layout {
+        Some(layout) => layout.plan(&names, &clusters)?,
+        None => Vec::new(),
+    };
+    let clusters: Vec<Option<String>> = clusters.into_iter().map(|(c, _)| c).collect();
     outdir::apply_all(&plans)?;
+    // After the policies, so a Kustomization never points at a directory
+    // that is not there yet.
+    outdir::apply_all(&consumer_plans)?;
     for (cluster, (_, plan)) in clusters.into_iter().zip(&plans) {
         summary
             .clusters
             .push(ClusterSummary::from_plan(cluster, plan));
     }
     finish(args.summary_file.as_deref(), summary, failures)
+}
+
+/// Where `render --out` puts the consumer manifests: relative to the root
+/// of the git working tree that holds `--out`, since that is what the
+/// Kustomization's `path` and the Application's `path` are relative to.
+struct ConsumerLayout<'a> {
+    consumers: &'a Consumers,
+    root: PathBuf,
+    /// The repository path of `--out`.
+    out: String,
+}
+
+impl<'a> ConsumerLayout<'a> {
+    fn new(
+        consumers: &'a Consumers,
+        out: &Path,
+        names: &[Option<String>],
+    ) -> Result<Option<Self>, Error> {
+        if consumers.is_empty() {
+            return Ok(None);
+        }
+        let (root, out_rel) =
+            crate::repo::locate_in_worktree(out).map_err(|e| Error::Usage(e.to_string()))?;
+        let layout = ConsumerLayout {
+            consumers,
+            root,
+            out: out_rel,
+        };
+        let paths: Vec<String> = names
+            .iter()
+            .map(|n| layout.dir_of(n, names.len()))
+            .collect();
+        let pairs: Vec<_> = names
+            .iter()
+            .zip(&paths)
+            .map(|(n, p)| (n.as_deref(), p.as_str()))
+            .collect();
+        consumers
+            .check_layout(&pairs, &layout.template(names.len()))
+            .map_err(Error::Usage)?;
+        Ok(Some(layout))
+    }
+
+    fn template(&self, count: usize) -> String {
+        if count > 1 {
+            format!("{}/{{cluster}}", self.out)
+        } else {
+            self.out.clone()
+        }
+    }
+
+    fn dir_of(&self, name: &Option<String>, count: usize) -> String {
+        match name {
+            Some(n) if count > 1 => format!("{}/{n}", self.out),
+            _ => self.out.clone(),
+        }
+    }
+
+    /// Plans the consumer files of the clusters about to be written.
+    fn plan(
+        &self,
+        names: &[Option<String>],
+        clusters: &[(Option<String>, BTreeSet<PolicyKind>)],
+    ) -> Result<Vec<(PathBuf, Plan)>, Error> {
+        let named: Vec<(Option<String>, String)> = clusters
+            .iter()
+            .map(|(cluster, _)| {
+                let name = if names.len() == 1 {
+                    names[0].clone()
+                } else {
+                    cluster.clone()
+                };
+                let dir = self.dir_of(&name, names.len());
+                (name, dir)
+            })
+            .collect();
+        let rendered: Vec<ClusterDir> = named
+            .iter()
+            .zip(clusters)
+            .map(|((name, dir), (_, kinds))| ClusterDir {
+                cluster: name.as_deref(),
+                path: dir,
+                kinds: kinds.clone(),
+            })
+            .collect();
+        let dirs = self
+            .consumers
+            .trees(&rendered, &self.template(names.len()))
+            .map_err(Error::Usage)?;
+        dirs.into_iter()
+            .map(|(dir, tree)| {
+                let dir = self.root.join(dir);
+                let existing = outdir::read_existing(&dir)?;
+                let plan = plan_without_removals(tree, existing).map_err(|source| Error::Plan {
+                    dir: dir.clone(),
+                    source,
+                })?;
+                Ok((dir, plan))
+            })
+            .collect()
+    }
 }
 
 /// Rendered trees, and the inputs that failed. Any failure ends the run

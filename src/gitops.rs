@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{CommitArgs, DiffArgs, RepoArgs, SourceArgs};
 use crate::commands::{finish, load_schemas, render_all};
+use crate::consumer::{ClusterDir, Consumers};
 use crate::error::{exit, Error};
 use crate::plan::Plan;
-use crate::repo::{self, CommitOptions, Target};
-use crate::report::{self, ClusterChanges};
+use crate::repo::{self, CommitOptions, Role, Target};
+use crate::report::{self, Changes, ClusterChanges};
 use crate::source::Source;
 use crate::summary::{ClusterSummary, Summary};
 
@@ -36,16 +37,8 @@ fn target_paths(template: &str, labels: &[Option<String>]) -> Result<Vec<String>
                 }
                 None => template.to_owned(),
             };
-            let path = path.trim_end_matches('/').to_owned();
-            let bad = path.is_empty()
-                || path.starts_with('/')
-                || path.contains('\\')
-                || path.split('/').any(|part| matches!(part, "" | "." | ".." | ".git"));
-            if bad {
-                return Err(Error::Usage(format!(
-                    "--path {path:?} must be a relative path inside the repository, without '.', '..' or '.git' parts"
-                )));
-            }
+            let path = crate::consumer::repo_relative(&path)
+                .map_err(|e| Error::Usage(format!("--path {e}")))?;
             Ok(path)
         })
         .collect()
@@ -77,10 +70,19 @@ fn describe(source: &Source) -> String {
 fn render_targets(
     source_args: &SourceArgs,
     repo_args: &RepoArgs,
+    consumers: &Consumers,
 ) -> Result<(Vec<Target>, crate::commands::Failures, String), Error> {
     let source = Source::from_args(source_args)?;
     let labels = labels(&source, source_args);
     let paths = target_paths(&repo_args.path, &labels)?;
+    let layout: Vec<_> = labels
+        .iter()
+        .zip(&paths)
+        .map(|(l, p)| (l.as_deref(), p.as_str()))
+        .collect();
+    consumers
+        .check_layout(&layout, &repo_args.path)
+        .map_err(Error::Usage)?;
     let description = describe(&source);
     let is_file = matches!(source, Source::File(_));
     let schemas = load_schemas(source_args)?;
@@ -97,29 +99,72 @@ fn render_targets(
                 cluster,
                 path: paths[at].clone(),
                 tree,
+                role: Role::Policies,
             }
         })
         .collect();
+    let targets = with_consumers(targets, consumers, &repo_args.path)?;
     Ok((targets, failures, description))
 }
 
-fn changes<'a>(targets: &'a [Target], plans: &'a [Plan]) -> Vec<ClusterChanges<'a>> {
-    targets
+/// The policy targets followed by the consumer files' directories.
+fn with_consumers(
+    mut targets: Vec<Target>,
+    consumers: &Consumers,
+    path_template: &str,
+) -> Result<Vec<Target>, Error> {
+    if consumers.is_empty() {
+        return Ok(targets);
+    }
+    let rendered: Vec<_> = targets
         .iter()
-        .zip(plans)
-        .map(|(t, plan)| ClusterChanges {
+        .map(|t| ClusterDir {
             cluster: t.cluster.as_deref(),
             path: &t.path,
-            plan,
+            kinds: t.tree.kinds(),
         })
-        .collect()
+        .collect();
+    let trees = consumers
+        .trees(&rendered, path_template)
+        .map_err(Error::Usage)?;
+    targets.extend(trees.into_iter().map(|(path, tree)| Target {
+        cluster: None,
+        path,
+        tree,
+        role: Role::Consumer,
+    }));
+    Ok(targets)
 }
 
+fn changes<'a>(targets: &'a [Target], plans: &'a [Plan]) -> Changes<'a> {
+    let mut changes = Changes {
+        clusters: Vec::new(),
+        manifests: Vec::new(),
+    };
+    for (t, plan) in targets.iter().zip(plans) {
+        match t.role {
+            Role::Policies => changes.clusters.push(ClusterChanges {
+                cluster: t.cluster.as_deref(),
+                path: &t.path,
+                plan,
+            }),
+            Role::Consumer => changes.manifests.extend(
+                plan.changes
+                    .iter()
+                    .map(|c| (format!("{}/{}", t.path, c.path), c.kind)),
+            ),
+        }
+    }
+    changes
+}
+
+/// The summary counts policies; consumer manifests are not policies.
 fn summarise(targets: &[Target], plans: &[Plan]) -> Summary {
     Summary {
         clusters: targets
             .iter()
             .zip(plans)
+            .filter(|(t, _)| t.role == Role::Policies)
             .map(|(t, p)| ClusterSummary::from_plan(t.cluster.clone(), p))
             .collect(),
     }
@@ -142,9 +187,10 @@ fn append(path: &Path, text: &str) -> Result<(), Error> {
 
 pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     // The repository and the author are checked before any request.
+    let consumers = args.consumers.consumers().map_err(Error::Usage)?;
     let repository = repo::open(&args.repo.repo)?;
     let sig = repo::signature(&repository, args.author.as_deref())?;
-    let (targets, failures, description) = render_targets(&args.source, &args.repo)?;
+    let (targets, failures, description) = render_targets(&args.source, &args.repo, &consumers)?;
 
     let message = |plans: &[Plan]| report::commit_message(&changes(&targets, plans), &description);
     let options = CommitOptions {
@@ -192,8 +238,9 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
 }
 
 pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
+    let consumers = args.consumers.consumers().map_err(Error::Usage)?;
     let repository = repo::open(&args.repo.repo)?;
-    let (targets, failures, _) = render_targets(&args.source, &args.repo)?;
+    let (targets, failures, _) = render_targets(&args.source, &args.repo, &consumers)?;
     let base = match &args.repo.base {
         Some(b) => Some(repo::resolve_base(&repository, b, &args.repo.remote)?),
         None => repo::head_branch(&repository)?.1,
@@ -211,13 +258,23 @@ pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
 
     let mut out = String::new();
     for (target, plan) in targets.iter().zip(&plans) {
-        let summary = ClusterSummary::from_plan(target.cluster.clone(), plan);
-        out.push_str(&format!(
-            "# {} ({}): {}\n",
-            target.cluster.as_deref().unwrap_or(&target.path),
-            target.path,
-            summary.counts_line()
-        ));
+        match target.role {
+            Role::Policies => {
+                let summary = ClusterSummary::from_plan(target.cluster.clone(), plan);
+                out.push_str(&format!(
+                    "# {} ({}): {}\n",
+                    target.cluster.as_deref().unwrap_or(&target.path),
+                    target.path,
+                    summary.counts_line()
+                ));
+            }
+            Role::Consumer if plan.is_empty() => continue,
+            Role::Consumer => out.push_str(&format!(
+                "# consumer manifests ({}): {} changed\n",
+                target.path,
+                plan.changes.len()
+            )),
+        }
         for change in &plan.changes {
             out.push_str(&unified_diff(&target.path, change));
         }

@@ -135,6 +135,17 @@ pub fn plan(
     Ok(plan)
 }
 
+/// Like [`plan`], for files that share a directory with files of other
+/// runs (the consumer manifests of other clusters): only the files of the
+/// tree are considered, and nothing is ever removed.
+pub fn plan_without_removals(
+    tree: RenderedTree,
+    mut existing: BTreeMap<String, Existing>,
+) -> Result<Plan, PlanError> {
+    existing.retain(|path, _| tree.files.contains_key(path));
+    plan(tree, existing)
+}
+
 /// The identity of a file the tool wrote earlier, read back from its content.
 fn identity_of(bytes: &[u8]) -> Option<Identity> {
     let set = validate(parse_stream(bytes).ok()?).ok()?;

@@ -48,6 +48,14 @@ impl RenderedTree {
         out
     }
 
+    /// The kinds of the objects in the tree.
+    pub fn kinds(&self) -> std::collections::BTreeSet<crate::kind::PolicyKind> {
+        self.files
+            .values()
+            .filter_map(|f| f.identity.as_ref().map(|id| id.kind))
+            .collect()
+    }
+
     /// How many objects (not counting `kustomization.yaml`).
     pub fn object_count(&self) -> usize {
         self.files.values().filter(|f| f.identity.is_some()).count()

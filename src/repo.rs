@@ -18,7 +18,7 @@ use git2::{
     RemoteCallbacks, Repository, Signature, Tree,
 };
 
-use crate::plan::{plan, ChangeKind, Existing, Plan, PlanError};
+use crate::plan::{plan, plan_without_removals, ChangeKind, Existing, Plan, PlanError};
 use crate::render::RenderedTree;
 
 /// One cluster's rendered directory and where it goes in the repository.
@@ -28,6 +28,18 @@ pub struct Target {
     /// Repository-relative directory, `/`-separated.
     pub path: String,
     pub tree: RenderedTree,
+    pub role: Role,
+}
+
+/// What a target's directory holds, which decides what a plan may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A cluster's rendered directory: it is the tool's alone, so policies
+    /// that left the response are removed.
+    Policies,
+    /// Consumer manifests, in a directory shared with other files and other
+    /// clusters' manifests: written, never removed.
+    Consumer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +62,8 @@ pub enum GitError {
     },
     #[error("{0} exists in the repository as a file, not a directory")]
     NotADirectory(String),
+    #[error("{} is not inside a git working tree: --flux and --argo write paths relative to the repository root, so --out must be a directory of a repository", .0.display())]
+    NotInWorktree(PathBuf),
     #[error("HEAD is detached: check out a branch, or commit to a bot branch with --branch")]
     DetachedHead,
     #[error("base branch {0:?} not found, locally or as a remote-tracking branch")]
@@ -114,6 +128,40 @@ pub fn open(path: &Path) -> Result<Repository, GitError> {
         path: path.to_owned(),
         message: redact(e.message()),
     })
+}
+
+/// The root of the git working tree that holds `path` (which need not
+/// exist yet), and `path` relative to it, `/`-separated.
+pub fn locate_in_worktree(path: &Path) -> Result<(PathBuf, String), GitError> {
+    let not_in = || GitError::NotInWorktree(path.to_owned());
+    let absolute = std::path::absolute(path).map_err(|_| not_in())?;
+    // Canonicalise the part that exists (symlinks, `..`), keep the rest.
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        rest.push(existing.file_name().ok_or_else(not_in)?.to_owned());
+        existing = existing.parent().ok_or_else(not_in)?;
+    }
+    let mut full = existing.canonicalize().map_err(|_| not_in())?;
+    full.extend(rest.iter().rev());
+    let repo = Repository::discover(existing).map_err(|_| not_in())?;
+    let root = repo
+        .workdir()
+        .ok_or_else(not_in)?
+        .canonicalize()
+        .map_err(|_| not_in())?;
+    let relative = full.strip_prefix(&root).map_err(|_| not_in())?;
+    let parts: Option<Vec<&str>> = relative
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(p) => p.to_str(),
+            _ => None,
+        })
+        .collect();
+    match parts {
+        Some(parts) if !parts.is_empty() => Ok((root, parts.join("/"))),
+        _ => Err(not_in()),
+    }
 }
 
 /// `Name <email>`, or the repository's `user.name` and `user.email`.
@@ -213,7 +261,11 @@ pub fn plan_targets(
         .iter()
         .map(|t| {
             let existing = existing_in(repo, tree.as_ref(), &t.path)?;
-            plan(t.tree.clone(), existing).map_err(|source| GitError::Plan {
+            let planned = match t.role {
+                Role::Policies => plan(t.tree.clone(), existing),
+                Role::Consumer => plan_without_removals(t.tree.clone(), existing),
+            };
+            planned.map_err(|source| GitError::Plan {
                 path: t.path.clone(),
                 source,
             })

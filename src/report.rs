@@ -14,6 +14,21 @@ pub struct ClusterChanges<'a> {
     pub plan: &'a Plan,
 }
 
+/// Everything a commit changes: the clusters' policies, and the consumer
+/// manifests (Flux, Argo CD) by repository path.
+pub struct Changes<'a> {
+    pub clusters: Vec<ClusterChanges<'a>>,
+    pub manifests: Vec<(String, ChangeKind)>,
+}
+
+fn sign(kind: ChangeKind) -> char {
+    match kind {
+        ChangeKind::Add => '+',
+        ChangeKind::Update => '~',
+        ChangeKind::Remove => '-',
+    }
+}
+
 fn label(c: &ClusterChanges) -> String {
     c.cluster.unwrap_or(c.path).to_owned()
 }
@@ -27,10 +42,18 @@ fn object_name(change: &Change) -> String {
 
 /// `Update Kyverno policies for prod, staging`, then per cluster what was
 /// added, updated and removed, then where the policies came from.
-pub fn commit_message(clusters: &[ClusterChanges], source: &str) -> String {
-    let changed: Vec<_> = clusters.iter().filter(|c| !c.plan.is_empty()).collect();
+pub fn commit_message(changes: &Changes, source: &str) -> String {
+    let changed: Vec<_> = changes
+        .clusters
+        .iter()
+        .filter(|c| !c.plan.is_empty())
+        .collect();
     let names: Vec<String> = changed.iter().map(|c| label(c)).collect();
-    let mut msg = format!("Update Kyverno policies for {}\n", names.join(", "));
+    let mut msg = if names.is_empty() {
+        "Update the Flux and Argo CD manifests of the Kyverno policies\n".to_owned()
+    } else {
+        format!("Update Kyverno policies for {}\n", names.join(", "))
+    };
     for c in changed {
         let _ = write!(
             msg,
@@ -41,14 +64,16 @@ pub fn commit_message(clusters: &[ClusterChanges], source: &str) -> String {
             c.plan.objects(ChangeKind::Update).count(),
             c.plan.objects(ChangeKind::Remove).count()
         );
-        for (kind, sign) in [
-            (ChangeKind::Add, '+'),
-            (ChangeKind::Update, '~'),
-            (ChangeKind::Remove, '-'),
-        ] {
+        for kind in [ChangeKind::Add, ChangeKind::Update, ChangeKind::Remove] {
             for change in c.plan.objects(kind) {
-                let _ = writeln!(msg, "  {sign} {}", object_name(change));
+                let _ = writeln!(msg, "  {} {}", sign(kind), object_name(change));
             }
+        }
+    }
+    if !changes.manifests.is_empty() {
+        msg.push_str("\nConsumer manifests:\n");
+        for (path, kind) in &changes.manifests {
+            let _ = writeln!(msg, "  {} {path}", sign(*kind));
         }
     }
     let _ = write!(
@@ -81,10 +106,10 @@ fn cell(text: &str) -> String {
 
 /// A pull request description: per cluster, a table of what changes, with
 /// each policy's title, category and severity when it declares them.
-pub fn pr_body(clusters: &[ClusterChanges], source: &str) -> String {
+pub fn pr_body(changes: &Changes, source: &str) -> String {
     let mut md = String::from("## Kyverno policies from Fairwinds Insights\n\n");
     let _ = writeln!(md, "Source: {source}\n");
-    for c in clusters {
+    for c in &changes.clusters {
         let _ = writeln!(md, "### {} (`{}`)\n", label(c), c.path);
         if c.plan.is_empty() {
             let _ = writeln!(
@@ -141,6 +166,18 @@ pub fn pr_body(clusters: &[ClusterChanges], source: &str) -> String {
         }
         md.push('\n');
     }
+    if !changes.manifests.is_empty() {
+        md.push_str("### Flux and Argo CD manifests\n\n");
+        for (path, kind) in &changes.manifests {
+            let word = match kind {
+                ChangeKind::Add => "added",
+                ChangeKind::Update => "updated",
+                ChangeKind::Remove => "removed",
+            };
+            let _ = writeln!(md, "- {word} `{path}`");
+        }
+        md.push('\n');
+    }
     md.push_str(
         "Removed policies are deleted from the cluster by Flux (`prune: true`) once this merges.\n",
     );
@@ -163,12 +200,22 @@ mod tests {
             .map(|(p, f)| (p, crate::plan::Existing::File(f.bytes)))
             .collect();
         let p = plan(after, existing).unwrap();
-        let changes = [ClusterChanges {
-            cluster: Some("prod"),
-            path: "kyverno-policies/prod",
-            plan: &p,
-        }];
+        let changes = Changes {
+            clusters: vec![ClusterChanges {
+                cluster: Some("prod"),
+                path: "kyverno-policies/prod",
+                plan: &p,
+            }],
+            manifests: vec![(
+                "clusters/prod/kyverno-policies.yaml".into(),
+                ChangeKind::Add,
+            )],
+        };
         let msg = commit_message(&changes, "https://insights.example, organization acme");
+        assert!(
+            msg.contains("\nConsumer manifests:\n  + clusters/prod/kyverno-policies.yaml\n"),
+            "{msg}"
+        );
         assert!(msg.starts_with("Update Kyverno policies for prod\n\nprod (kyverno-policies/prod): 1 added, 0 updated, 1 removed\n  + ClusterPolicy.kyverno.io/new\n  - ClusterPolicy.kyverno.io/old\n"), "{msg}");
         let md = pr_body(&changes, "x");
         assert!(

@@ -179,6 +179,27 @@ impl Schemas {
     }
 }
 
+impl Schemas {
+    /// Checks any object (a Flux or Argo CD one, say) against the schema of
+    /// its apiVersion and kind: `None` when these CRDs do not define it,
+    /// else the problems found, each naming the field.
+    pub fn check_object(&self, doc: &serde_json::Value) -> Option<Vec<String>> {
+        let (group, version) = doc["apiVersion"].as_str()?.split_once('/')?;
+        let key = (
+            group.to_owned(),
+            version.to_owned(),
+            doc["kind"].as_str()?.to_owned(),
+        );
+        let validator = self.validators.get(&key)?;
+        Some(
+            validator
+                .iter_errors(doc)
+                .map(|e| format!("{}: {e}", e.instance_path))
+                .collect(),
+        )
+    }
+}
+
 fn describe(identity: &Identity, file: &str) -> String {
     format!("{identity} ({file})")
 }
