@@ -571,14 +571,12 @@ async fn fetch_all_runs_concurrently_within_the_bound() {
     let started = Instant::now();
     let results = Client::new(c).unwrap().fetch_all(&clusters).await;
     let took = started.elapsed();
-    // 16 / 4 = 4 rounds of 200 ms, about 0.8 s; one at a time would be 3.2 s.
-    let sequential = latency * clusters.len() as u32;
-    assert!(
-        took < sequential / 2,
-        "{took:?}: not concurrent (one at a time takes {sequential:?})"
-    );
-    assert!(took >= latency * 4, "{took:?}: more than 4 at once");
+    // Concurrency is proven by what the server saw, not by the clock (a
+    // loaded CI machine makes any upper bound on time flaky): four requests
+    // were in flight at once, never more. 16 / 4 = 4 rounds of 200 ms is a
+    // lower bound no scheduler can beat.
     assert_eq!(s.max_in_flight(), 4, "exactly the bound, never more");
+    assert!(took >= latency * 4, "{took:?}: more than 4 at once");
     assert_eq!(results.len(), clusters.len());
     for ((name, result), expected) in results.iter().zip(&clusters) {
         assert_eq!(name, expected, "results come in the order given");
