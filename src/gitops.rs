@@ -206,6 +206,14 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     let committed = repo::commit(&repository, &sig, &targets, &options)?;
     let branch = committed.branch.trim_start_matches("refs/heads/");
     match committed.commit {
+        Some(id) if committed.reused => eprintln!(
+            "{branch} already holds these changes in {id}: no new commit{}",
+            if committed.push_attempts > 0 {
+                ", pushed"
+            } else {
+                ", nothing pushed"
+            }
+        ),
         Some(id) => eprintln!(
             "committed {id} on {branch}{}",
             if args.push { " and pushed" } else { "" }

@@ -328,6 +328,8 @@ pub struct Committed {
     /// The branch that moved (or would have), `refs/heads/...`.
     pub branch: String,
     pub push_attempts: u32,
+    /// The bot branch already held this change: its commit was kept.
+    pub reused: bool,
 }
 
 pub struct CommitOptions<'a> {
@@ -398,8 +400,14 @@ pub fn commit(
                 plans,
                 branch,
                 push_attempts: attempt - 1,
+                reused: false,
             });
         };
+        if !on_head {
+            if let Some(pending) = pending_bot_commit(repo, &branch, opts.remote, tree, base) {
+                return reuse_bot_commit(repo, opts, &branch, pending, plans);
+            }
+        }
         let tree = repo
             .find_tree(tree)
             .map_err(GitError::git("read the new tree"))?;
@@ -422,6 +430,7 @@ pub fn commit(
                 plans,
                 branch,
                 push_attempts: 0,
+                reused: false,
             });
         }
         // The local branch moves only once the push succeeded, so a remote
@@ -451,6 +460,7 @@ pub fn commit(
                     plans,
                     branch,
                     push_attempts: attempt,
+                    reused: false,
                 });
             }
             Some(reason) if !on_head || attempt >= opts.max_push_attempts => {
@@ -470,6 +480,62 @@ pub fn commit(
             }
         }
     }
+}
+
+/// The bot branch's commit, local or on the remote, when it already holds
+/// exactly this tree on top of this base: a pull request that is waiting
+/// for review. Committing again would only change the timestamp, and the
+/// force-push would notify every reviewer every run.
+fn pending_bot_commit(
+    repo: &Repository,
+    branch: &str,
+    remote: &str,
+    tree: Oid,
+    base: Option<Oid>,
+) -> Option<Oid> {
+    let short = branch.trim_start_matches("refs/heads/");
+    [format!("refs/remotes/{remote}/{short}"), branch.to_owned()]
+        .iter()
+        .filter_map(|name| repo.refname_to_id(name).ok())
+        .find(|id| {
+            repo.find_commit(*id).is_ok_and(|c| {
+                c.tree_id() == tree
+                    && c.parent_ids().collect::<Vec<_>>() == base.into_iter().collect::<Vec<_>>()
+            })
+        })
+}
+
+/// Points the bot branch at its pending commit again, pushing it only if
+/// the remote does not have it yet.
+fn reuse_bot_commit(
+    repo: &Repository,
+    opts: &CommitOptions,
+    branch: &str,
+    id: Oid,
+    plans: Vec<Plan>,
+) -> Result<Committed, GitError> {
+    let short = branch.trim_start_matches("refs/heads/");
+    let tracking = format!("refs/remotes/{}/{short}", opts.remote);
+    let mut attempts = 0;
+    if opts.push && repo.refname_to_id(&tracking).ok() != Some(id) {
+        attempts = 1;
+        if let Some(reason) = push_commit(repo, opts, id, branch, false)? {
+            return Err(GitError::PushRejected {
+                remote: opts.remote.to_owned(),
+                attempts,
+                reason,
+            });
+        }
+    }
+    move_branch(repo, branch, None, id, Worktree::Untouched)?;
+    tracing::info!("the bot branch already holds these changes: {id}");
+    Ok(Committed {
+        commit: Some(id),
+        plans,
+        branch: branch.to_owned(),
+        push_attempts: attempts,
+        reused: true,
+    })
 }
 
 /// Pushes commit `id` to `branch` on the remote through a temporary ref

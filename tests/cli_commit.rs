@@ -286,6 +286,31 @@ fn bot_branch_for_a_pull_request() {
         format!("changed=true\ncommit={sha}")
     );
 
+    // A run with the same policies, while the pull request waits, keeps
+    // the commit: no force-push, no notification, even from a fresh clone.
+    for clone in [work.clone(), s.clone("fresh")] {
+        let output = s.tmp.path().join("again_output");
+        let mut again = args.to_vec();
+        again[6] = clone.to_str().unwrap();
+        let r = run_env(&again, &[("GITHUB_OUTPUT", output.to_str().unwrap())], None);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("already holds these changes"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("nothing pushed"), "{}", r.stderr);
+        assert_eq!(
+            git(&s.remote, &["rev-parse", "insights/kyverno-policies"]),
+            sha
+        );
+        assert_eq!(
+            std::fs::read_to_string(&output).unwrap(),
+            format!("changed=true\ncommit={sha}")
+        );
+        std::fs::remove_file(&output).unwrap();
+    }
+
     // The next run recreates the branch from main: one commit on top, force-pushed.
     let v2 = s.input("v2.yaml", &policy("only", ""));
     let mut args2 = args.to_vec();
