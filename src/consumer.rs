@@ -523,7 +523,7 @@ fn flux_git_repository(flux: &FluxConfig) -> Node {
 
 /// The plural resource name of a kind, as its CRD (or the built-in API)
 /// declares it.
-pub fn resource(kind: PolicyKind) -> String {
+fn resource(kind: PolicyKind) -> String {
     let lower = kind.kind().to_ascii_lowercase();
     match lower.strip_suffix('y') {
         Some(stem) => format!("{stem}ies"),
@@ -545,7 +545,7 @@ fn kinds_by_group(scope: Option<Scope>) -> BTreeMap<&'static str, Vec<PolicyKind
 /// What kustomize-controller needs, impersonating the account, to apply,
 /// prune and health-check the policy kinds, and nothing else: no other
 /// group, no other resource, no `escalate`, `bind` or `*`.
-pub fn cluster_role_rules() -> Vec<Node> {
+fn cluster_role_rules() -> Vec<Node> {
     kinds_by_group(None)
         .into_iter()
         .map(|(group, kinds)| {

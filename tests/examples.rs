@@ -351,3 +351,104 @@ fn the_app_project_admits_only_policy_kinds_at_their_scope() {
         .collect();
     assert_eq!(dirs, ["prod", "staging"]);
 }
+
+/// The variants the examples do not show (an Application per cluster, a
+/// destination by server, a GitRepository with a secret, a namespaced
+/// dependency) validate as well.
+#[test]
+fn every_variant_of_the_consumer_objects_validates() {
+    let Some(shared) = env::shared() else { return };
+    let flux = Schemas::load(&shared.join("crds/flux")).unwrap();
+    let argo = Schemas::load(&shared.join("crds/argo")).unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let status = Command::new("git")
+        .args(["init", "-q", "-b", "main"])
+        .current_dir(repo.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = repo.path().join("policies/prod");
+    let response = examples().join("insights/response.yaml");
+    let variants: [&[&str]; 2] = [
+        &[
+            "--flux",
+            "--flux-source",
+            "infra/policies",
+            "--flux-source-url",
+            "ssh://git@example.com/acme/policies.git",
+            "--flux-source-secret",
+            "policies-deploy-key",
+            "--flux-depends-on",
+            "infra/kyverno",
+            "--flux-depends-on",
+            "kyverno-crds",
+            "--flux-interval",
+            "1h30m",
+            "--flux-timeout",
+            "90s",
+            "--argo",
+            "--argo-repo-url",
+            "https://git.example.com/policies.git",
+            "--argo-destination-server",
+            "https://prod.example.com:6443",
+            "--argo-revision",
+            "main",
+            "--argo-project",
+            "policies",
+        ],
+        &[
+            "--argo",
+            "--argo-repo-url",
+            "https://git.example.com/policies.git",
+            "--argo-destination-name",
+            "cluster-{cluster}",
+            "--argo-dir",
+            "deploy/argocd",
+        ],
+    ];
+    let mut kinds = BTreeSet::new();
+    for flags in variants {
+        let mut args = vec![
+            "render",
+            "--from-file",
+            response.to_str().unwrap(),
+            "--cluster",
+            "prod",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(flags);
+        let r = support::cli::run(&args);
+        assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
+    }
+    for (path, bytes) in snapshot_dir(repo.path()) {
+        if path.starts_with("policies/") || path.starts_with(".git") {
+            continue;
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
+            let doc = serde_json::to_value(value).unwrap();
+            let schemas = match api_group(&doc) {
+                "argoproj.io" => &argo,
+                g if g.ends_with(".fluxcd.io") => &flux,
+                _ => continue,
+            };
+            let problems = schemas.check_object(&doc).expect("a CRD for it");
+            assert!(problems.is_empty(), "{path}: {problems:#?}");
+            kinds.insert(doc["kind"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        kinds,
+        BTreeSet::from(
+            [
+                "AppProject",
+                "Application",
+                "GitRepository",
+                "Kustomization"
+            ]
+            .map(String::from)
+        )
+    );
+}
