@@ -66,13 +66,34 @@ pub fn write_blobs(repo: &Repository, blobs: &[(String, &[u8])]) -> Result<Vec<O
     Ok(entries.into_iter().map(|(id, _)| id).collect())
 }
 
-/// One blob's id and its pack entry: a type-and-size header, then the
-/// zlib-compressed content.
-fn entry(content: &[u8]) -> (Oid, Vec<u8>) {
+/// The id git gives a blob with this content.
+pub fn blob_id(content: &[u8]) -> Oid {
     let mut hasher = sha1_smol::Sha1::new();
     hasher.update(format!("blob {}\0", content.len()).as_bytes());
     hasher.update(content);
-    let id = Oid::from_bytes(&hasher.digest().bytes()).expect("20 bytes");
+    Oid::from_bytes(&hasher.digest().bytes()).expect("20 bytes")
+}
+
+/// The ids of many blobs, in order, hashed on every core.
+pub fn blob_ids(contents: &[&[u8]]) -> Vec<Oid> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = contents.len().div_ceil(threads).max(256);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = contents
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|c| blob_id(c)).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a hashing worker panicked"))
+            .collect()
+    })
+}
+
+/// One blob's id and its pack entry: a type-and-size header, then the
+/// zlib-compressed content.
+fn entry(content: &[u8]) -> (Oid, Vec<u8>) {
+    let id = blob_id(content);
 
     const BLOB: u8 = 3;
     let mut out = Vec::with_capacity(content.len() / 2 + 16);
