@@ -221,9 +221,13 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
         None => eprintln!("nothing changed: no commit on {branch}"),
     }
 
-    let body = report::pr_body(&changes(&targets, &committed.plans), &description);
-    if let Some(path) = &args.pr_body_file {
-        std::fs::write(path, &body).map_err(|source| {
+    // The body reads every changed policy's annotations back from its file:
+    // worth doing only when something will show it.
+    let step_summary = std::env::var_os("GITHUB_STEP_SUMMARY").map(PathBuf::from);
+    let body = (args.pr_body_file.is_some() || step_summary.is_some())
+        .then(|| report::pr_body(&changes(&targets, &committed.plans), &description));
+    if let (Some(path), Some(body)) = (&args.pr_body_file, &body) {
+        std::fs::write(path, body).map_err(|source| {
             Error::Output(crate::outdir::OutputError {
                 action: "write",
                 path: path.clone(),
@@ -238,8 +242,8 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
             &format!("changed={}\ncommit={sha}\n", committed.commit.is_some()),
         )?;
     }
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").map(PathBuf::from) {
-        append(&path, &body)?;
+    if let (Some(path), Some(body)) = (step_summary, &body) {
+        append(&path, body)?;
     }
     let summary = summarise(&targets, &committed.plans);
     finish(args.summary_file.as_deref(), summary, failures)

@@ -79,15 +79,13 @@ pub struct TreeBuilder {
 
 impl TreeBuilder {
     pub fn add(&mut self, policy: &Policy) {
-        let mut text = String::from(HEADER);
-        emit_document(&policy.document, &mut text);
-        let previous = self.files.insert(
-            file_name(&policy.identity),
-            RenderedFile {
-                bytes: text.into_bytes(),
-                identity: Some(policy.identity.clone()),
-            },
-        );
+        let (name, file) = render_file(policy);
+        self.insert(name, file);
+    }
+
+    /// Adds a file made by [`render_file`].
+    pub fn insert(&mut self, name: String, file: RenderedFile) {
+        let previous = self.files.insert(name, file);
         // File names are injective over identities and the validator lets
         // each identity through once, so this cannot happen short of a bug.
         assert!(previous.is_none(), "two objects rendered to one file name");
@@ -104,6 +102,17 @@ impl TreeBuilder {
         );
         RenderedTree { files: self.files }
     }
+}
+
+/// One policy's file name and file.
+pub fn render_file(policy: &Policy) -> (String, RenderedFile) {
+    let mut text = String::from(HEADER);
+    emit_document(&policy.document, &mut text);
+    let file = RenderedFile {
+        bytes: text.into_bytes(),
+        identity: Some(policy.identity.clone()),
+    };
+    (file_name(&policy.identity), file)
 }
 
 /// Only `resources`: anything else (namespace, labels, patches) would change

@@ -9,7 +9,7 @@
 //! that did not change, and local edits elsewhere, are left alone.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use git2::build::{CheckoutBuilder, TreeUpdateBuilder};
@@ -205,19 +205,22 @@ pub fn resolve_base(repo: &Repository, base: &str, remote: &str) -> Result<Oid, 
         .map_err(|_| GitError::BaseNotFound(base.to_owned()))
 }
 
+/// A `.yaml` entry directly under a target's directory.
+struct Entry {
+    name: String,
+    id: Oid,
+    /// A regular (or executable) file; anything else is never ours.
+    is_file: bool,
+}
+
 /// What lies under `dir` in `tree`: the `.yaml` entries directly in it.
-fn existing_in(
-    repo: &Repository,
-    tree: Option<&Tree>,
-    dir: &str,
-) -> Result<BTreeMap<String, Existing>, GitError> {
-    let mut existing = BTreeMap::new();
+fn entries_in(repo: &Repository, tree: Option<&Tree>, dir: &str) -> Result<Vec<Entry>, GitError> {
     let Some(tree) = tree else {
-        return Ok(existing);
+        return Ok(Vec::new());
     };
     let entry = match tree.get_path(Path::new(dir)) {
         Ok(e) => e,
-        Err(e) if e.code() == ErrorCode::NotFound => return Ok(existing),
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(GitError::git(format!("read {dir}"))(e)),
     };
     if entry.kind() != Some(ObjectType::Tree) {
@@ -226,25 +229,80 @@ fn existing_in(
     let subtree = repo
         .find_tree(entry.id())
         .map_err(GitError::git(format!("read {dir}")))?;
-    for e in subtree.iter() {
-        let Some(name) = e.name() else { continue };
-        if !name.ends_with(".yaml") {
-            continue;
-        }
-        let is_file = e.kind() == Some(ObjectType::Blob)
-            && (e.filemode() == i32::from(FileMode::Blob)
-                || e.filemode() == i32::from(FileMode::BlobExecutable));
-        let found = if is_file {
+    Ok(subtree
+        .iter()
+        .filter_map(|e| {
+            let name = e.name()?;
+            let is_file = e.kind() == Some(ObjectType::Blob)
+                && (e.filemode() == i32::from(FileMode::Blob)
+                    || e.filemode() == i32::from(FileMode::BlobExecutable));
+            name.ends_with(".yaml").then(|| Entry {
+                name: name.to_owned(),
+                id: e.id(),
+                is_file,
+            })
+        })
+        .collect())
+}
+
+/// Plans one target against the tree of the base commit.
+///
+/// A file whose blob id equals the rendered content's is unchanged: it is
+/// neither read from the object database nor compared, which is most of a
+/// run that changes nothing. (Equal ids mean equal bytes, so the plan is
+/// the one that comparing them would give: such a file starts with the
+/// header, so it is ours, and it counts as unchanged.)
+fn plan_target(repo: &Repository, tree: Option<&Tree>, target: &Target) -> Result<Plan, GitError> {
+    let entries = entries_in(repo, tree, &target.path)?;
+    let files = &target.tree.files;
+    let same: HashSet<&str> = if entries.is_empty() {
+        HashSet::new()
+    } else {
+        let contents: Vec<&[u8]> = files.values().map(|f| f.bytes.as_slice()).collect();
+        let ids: HashMap<&str, Oid> = files
+            .keys()
+            .map(String::as_str)
+            .zip(crate::pack::blob_ids(&contents))
+            .collect();
+        entries
+            .iter()
+            .filter(|e| e.is_file && ids.get(e.name.as_str()) == Some(&e.id))
+            .map(|e| e.name.as_str())
+            .collect()
+    };
+    let mut existing = BTreeMap::new();
+    for e in entries.iter().filter(|e| !same.contains(e.name.as_str())) {
+        let found = if e.is_file {
             let blob = repo
-                .find_blob(e.id())
-                .map_err(GitError::git(format!("read {dir}/{name}")))?;
+                .find_blob(e.id)
+                .map_err(GitError::git(format!("read {}/{}", target.path, e.name)))?;
             Existing::File(blob.content().to_vec())
         } else {
             Existing::Other
         };
-        existing.insert(name.to_owned(), found);
+        existing.insert(e.name.clone(), found);
     }
-    Ok(existing)
+    let rendered = RenderedTree {
+        files: files
+            .iter()
+            .filter(|(name, _)| !same.contains(name.as_str()))
+            .map(|(name, file)| (name.clone(), file.clone()))
+            .collect(),
+    };
+    let unchanged = files
+        .iter()
+        .filter(|(name, file)| file.identity.is_some() && same.contains(name.as_str()))
+        .count();
+    let planned = match target.role {
+        Role::Policies => plan(rendered, existing),
+        Role::Consumer => plan_without_removals(rendered, existing),
+    };
+    let mut plan = planned.map_err(|source| GitError::Plan {
+        path: target.path.clone(),
+        source,
+    })?;
+    plan.unchanged += unchanged;
+    Ok(plan)
 }
 
 /// Plans every target against the tree of `base` (`None`: an empty repository).
@@ -259,17 +317,7 @@ pub fn plan_targets(
         .map_err(GitError::git("read the base commit"))?;
     targets
         .iter()
-        .map(|t| {
-            let existing = existing_in(repo, tree.as_ref(), &t.path)?;
-            let planned = match t.role {
-                Role::Policies => plan(t.tree.clone(), existing),
-                Role::Consumer => plan_without_removals(t.tree.clone(), existing),
-            };
-            planned.map_err(|source| GitError::Plan {
-                path: t.path.clone(),
-                source,
-            })
-        })
+        .map(|t| plan_target(repo, tree.as_ref(), t))
         .collect()
 }
 

@@ -83,20 +83,51 @@ pub fn commit_message(changes: &Changes, source: &str) -> String {
     msg
 }
 
+const ANNOTATIONS: [&str; 3] = [
+    "policies.kyverno.io/title",
+    "policies.kyverno.io/category",
+    "policies.kyverno.io/severity",
+];
+
 /// The Kyverno annotations a reviewer looks for, read from a rendered file.
 fn policy_annotations(bytes: &[u8]) -> [String; 3] {
-    let get = |key: &str| -> Option<String> {
-        let docs = parse_stream(bytes).ok()?;
+    let annotations = parse_stream(bytes).ok().and_then(|docs| {
         let root = docs.into_iter().find_map(|d| d.root)?;
-        let value = root.get("metadata")?.get("annotations")?.get(key)?;
-        Some(value.as_str()?.to_owned())
-    };
-    [
-        "policies.kyverno.io/title",
-        "policies.kyverno.io/category",
-        "policies.kyverno.io/severity",
-    ]
-    .map(|k| get(k).unwrap_or_default())
+        root.get("metadata")?.get("annotations").cloned()
+    });
+    ANNOTATIONS.map(|key| {
+        annotations
+            .as_ref()
+            .and_then(|a| a.get(key)?.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    })
+}
+
+/// [`policy_annotations`] of every change, in order. A first commit reads
+/// back thousands of files, so they are parsed on every core.
+fn annotations_of(changes: &[&Change]) -> Vec<[String; 3]> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = changes.len().div_ceil(threads).max(64);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = changes
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|change| {
+                            let bytes = change.new.as_deref().or(change.old.as_deref());
+                            policy_annotations(bytes.unwrap_or_default())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("an annotation reader panicked"))
+            .collect()
+    })
 }
 
 /// Markdown table cells must not break the table.
@@ -129,40 +160,39 @@ pub fn pr_body(changes: &Changes, source: &str) -> String {
         );
         md.push_str("| change | kind | namespace | name | title | category | severity |\n");
         md.push_str("|---|---|---|---|---|---|---|\n");
-        for (kind, word) in [
+        let rows: Vec<(&str, &Change)> = [
             (ChangeKind::Add, "added"),
             (ChangeKind::Update, "updated"),
             (ChangeKind::Remove, "**removed**"),
-        ] {
-            for change in c.plan.objects(kind) {
-                let bytes = change
-                    .new
-                    .as_deref()
-                    .or(change.old.as_deref())
-                    .unwrap_or_default();
-                let [title, category, severity] = policy_annotations(bytes);
-                let (k, ns, name) = match &change.identity {
-                    Some(id) => (
-                        id.kind.kind().to_owned(),
-                        id.namespace
-                            .as_ref()
-                            .map(|n| n.to_string())
-                            .unwrap_or_default(),
-                        id.name.to_string(),
-                    ),
-                    None => (String::new(), String::new(), change.path.clone()),
-                };
-                let _ = writeln!(
-                    md,
-                    "| {word} | {} | {} | `{}` | {} | {} | {} |",
-                    cell(&k),
-                    cell(&ns),
-                    cell(&name),
-                    cell(&title),
-                    cell(&category),
-                    cell(&severity)
-                );
-            }
+        ]
+        .into_iter()
+        .flat_map(|(kind, word)| c.plan.objects(kind).map(move |change| (word, change)))
+        .collect();
+        let changes: Vec<&Change> = rows.iter().map(|(_, change)| *change).collect();
+        for ((word, change), [title, category, severity]) in
+            rows.iter().zip(annotations_of(&changes))
+        {
+            let (k, ns, name) = match &change.identity {
+                Some(id) => (
+                    id.kind.kind().to_owned(),
+                    id.namespace
+                        .as_ref()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default(),
+                    id.name.to_string(),
+                ),
+                None => (String::new(), String::new(), change.path.clone()),
+            };
+            let _ = writeln!(
+                md,
+                "| {word} | {} | {} | `{}` | {} | {} | {} |",
+                cell(&k),
+                cell(&ns),
+                cell(&name),
+                cell(&title),
+                cell(&category),
+                cell(&severity)
+            );
         }
         md.push('\n');
     }

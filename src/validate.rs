@@ -99,31 +99,94 @@ pub struct Validator {
     warnings: Vec<Problem>,
 }
 
+/// One document checked on its own: everything but the stream-wide check
+/// for duplicates, so documents can be checked on several threads and
+/// admitted in stream order. `T` is the policy, or what was made of it.
+#[derive(Debug)]
+pub struct Checked<T> {
+    pub source: Source,
+    /// Warnings about this document, even when it was refused.
+    pub warnings: Vec<Problem>,
+    pub result: Result<T, Problem>,
+}
+
+impl<T> Checked<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Checked<U> {
+        Checked {
+            source: self.source,
+            warnings: self.warnings,
+            result: self.result.map(f),
+        }
+    }
+
+    /// Moves the document numbers on by `documents` (for a document that
+    /// was numbered within a piece of the stream). `T`'s own numbers, if
+    /// any, are the caller's to move.
+    pub fn shift_documents(&mut self, documents: usize) {
+        self.source.document += documents;
+        for w in &mut self.warnings {
+            w.source.document += documents;
+        }
+        if let Err(p) = &mut self.result {
+            p.source.document += documents;
+        }
+    }
+}
+
+/// Checks and cleans one document; `None` for an empty one.
+pub fn check(doc: Document) -> Option<Checked<Policy>> {
+    let root = doc.root?;
+    let source = Source {
+        document: doc.index,
+        line: root.mark.line,
+    };
+    let mut warnings = Vec::new();
+    let result = check_document(root, source, &mut warnings);
+    Some(Checked {
+        source,
+        warnings,
+        result,
+    })
+}
+
 impl Validator {
     /// Checks one document; returns the policy when it is valid. Once any
     /// document was refused, the stream as a whole will be, but later
     /// documents are still checked so that every problem is reported.
     pub fn push(&mut self, doc: Document) -> Option<Policy> {
-        let root = doc.root?;
-        let source = Source {
-            document: doc.index,
-            line: root.mark.line,
-        };
-        match check_document(root, source, &mut self.warnings) {
-            Ok(policy) => {
-                if let Some(first) = self.seen.get(&policy.identity) {
+        let checked = check(doc)?;
+        self.admit(checked, |p| &p.identity)
+    }
+
+    /// Takes a checked document in stream order: its warnings and problem
+    /// are kept, and a valid one is refused if an earlier document already
+    /// defined the same object.
+    pub fn admit<T>(
+        &mut self,
+        checked: Checked<T>,
+        identity: impl FnOnce(&T) -> &Identity,
+    ) -> Option<T> {
+        let Checked {
+            source,
+            mut warnings,
+            result,
+        } = checked;
+        self.warnings.append(&mut warnings);
+        match result {
+            Ok(item) => {
+                let id = identity(&item);
+                if let Some(first) = self.seen.get(id) {
                     self.problems.push(Problem {
                         source,
                         field: String::new(),
                         reason: format!(
-                            "{} is already defined by {first}; an object may appear only once",
-                            policy.identity
+                            "{id} is already defined by {first}; an object may appear only once"
                         ),
                     });
                     None
                 } else {
-                    self.seen.insert(policy.identity.clone(), source);
-                    Some(policy)
+                    self.seen.insert(id.clone(), source);
+                    Some(item)
                 }
             }
             Err(p) => {

@@ -9,6 +9,7 @@
 
 pub mod emit;
 pub mod parse;
+pub(crate) mod split;
 
 pub use emit::emit_document;
 pub use parse::{parse_stream, parse_stream_each, Document, ParseError, ParseErrorKind};

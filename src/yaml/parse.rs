@@ -82,7 +82,7 @@ pub fn parse_stream(input: &[u8]) -> Result<Vec<Document>, ParseError> {
 /// Like [`parse_stream`], but hands each document to `each` as soon as it is
 /// complete, so a caller that keeps less than the whole tree (the renderer
 /// keeps only the rendered bytes) holds one document's tree at a time.
-pub fn parse_stream_each(input: &[u8], mut each: impl FnMut(Document)) -> Result<(), ParseError> {
+pub fn parse_stream_each(input: &[u8], each: impl FnMut(Document)) -> Result<(), ParseError> {
     let text = std::str::from_utf8(input).map_err(|e| {
         let before = &input[..e.valid_up_to()];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -100,13 +100,38 @@ pub fn parse_stream_each(input: &[u8], mut each: impl FnMut(Document)) -> Result
         }
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    parse_text(text, 0, each).map(|_| ())
+}
 
-    let mut builder = Builder::default();
+/// What parsing a piece of a stream saw besides its documents: what
+/// [`crate::yaml::split`] needs to tell whether the pieces read as the whole.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PieceStats {
+    /// Documents started (empty ones included).
+    pub documents: usize,
+    /// Nodes added by alias expansion, which the stream shares one budget for.
+    pub alias_nodes: usize,
+    /// A document whose root is a block scalar: its content may sit at
+    /// column 0, where the scanner does not end it at a `---` line.
+    pub root_block_scalar: bool,
+}
+
+/// Parses UTF-8 text whose first line is line `line_offset + 1` of the
+/// stream. Document indices count from 1 within `text`.
+pub(crate) fn parse_text(
+    text: &str,
+    line_offset: usize,
+    mut each: impl FnMut(Document),
+) -> Result<PieceStats, ParseError> {
+    let mut builder = Builder {
+        line_offset,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     loop {
         let (event, marker) = parser.next_token().map_err(|e| ParseError {
             document: builder.document.max(1),
-            mark: mark(e.marker()),
+            mark: builder.mark(e.marker()),
             // The scanner has its own, higher, cap on flow nesting.
             kind: if e.info() == "recursion limit exceeded" {
                 ParseErrorKind::TooDeep
@@ -117,12 +142,17 @@ pub fn parse_stream_each(input: &[u8], mut each: impl FnMut(Document)) -> Result
         if event == Event::StreamEnd {
             break;
         }
-        builder.on_event(event, mark(&marker))?;
+        let at = builder.mark(&marker);
+        builder.on_event(event, at)?;
         if let Some(doc) = builder.finished.take() {
             each(doc);
         }
     }
-    Ok(())
+    Ok(PieceStats {
+        documents: builder.document,
+        alias_nodes: builder.alias_nodes,
+        root_block_scalar: builder.root_block_scalar,
+    })
 }
 
 /// A rough document count for errors found before parsing starts: lines
@@ -136,13 +166,6 @@ fn count_document_markers(bytes: &[u8]) -> usize {
         starts
     } else {
         starts + 1
-    }
-}
-
-fn mark(m: &Marker) -> Mark {
-    Mark {
-        line: m.line(),
-        col: m.col() + 1,
     }
 }
 
@@ -175,9 +198,19 @@ struct Builder {
     /// Anchored nodes of the current document and their sizes in nodes.
     anchors: HashMap<usize, (Node, usize)>,
     alias_nodes: usize,
+    /// Lines of the stream before the text being parsed.
+    line_offset: usize,
+    root_block_scalar: bool,
 }
 
 impl Builder {
+    fn mark(&self, m: &Marker) -> Mark {
+        Mark {
+            line: m.line() + self.line_offset,
+            col: m.col() + 1,
+        }
+    }
+
     fn error(&self, mark: Mark, kind: ParseErrorKind) -> ParseError {
         ParseError {
             document: self.document.max(1),
@@ -204,6 +237,11 @@ impl Builder {
                 });
             }
             Event::Scalar(text, style, anchor, tag) => {
+                if self.stack.is_empty()
+                    && matches!(style, TScalarStyle::Literal | TScalarStyle::Folded)
+                {
+                    self.root_block_scalar = true;
+                }
                 let value = resolve_scalar(text, style, tag.as_ref())
                     .map_err(|kind| self.error(at, kind))?;
                 self.push(Node { value, mark: at }, anchor, 1)?;
