@@ -97,20 +97,21 @@ pub fn apply(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
         Err(e) => return Err(err("inspect", dir)(e)),
     };
     clear_temporaries(dir)?;
-    if meta.is_dir() {
-        if let Some(staging) = staging_path(dir) {
+    let why = match (meta.is_dir(), staging_path(dir)) {
+        (true, Some(staging)) => {
             remove_stale_staging(&staging)?;
             match replace_whole(dir, &staging, &meta, plan)? {
                 Replaced::Yes => return Ok(()),
-                Replaced::NotPossible(why) => {
-                    tracing::info!(
-                        dir = %dir.display(),
-                        "updating in place, without the old-or-new guarantee: {why}"
-                    );
-                }
+                Replaced::NotPossible(why) => why,
             }
         }
-    }
+        (false, _) => "it is a symlink".to_owned(),
+        (true, None) => "it has no name of its own to build a sibling from".to_owned(),
+    };
+    tracing::info!(
+        dir = %dir.display(),
+        "updating in place, without the old-or-new guarantee: {why}"
+    );
     apply_in_place(dir, plan)
 }
 
