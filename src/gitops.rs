@@ -189,6 +189,9 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     // The repository and the author are checked before any request.
     let consumers = args.consumers.consumers().map_err(Error::Usage)?;
     let repository = repo::open(&args.repo.repo)?;
+    // Held to the end of the run; what a killed run left is put right first.
+    let _lock = crate::worktree::lock(&repository)?;
+    crate::worktree::recover(&repository)?;
     let sig = repo::signature(&repository, args.author.as_deref())?;
     let (targets, failures, description) = render_targets(&args.source, &args.repo, &consumers)?;
 

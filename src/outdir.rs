@@ -1,12 +1,22 @@
 //! The file-system edge: read what a directory holds, then apply a plan to it.
 //!
-//! Ordering is what keeps an interrupted run safe. Object files are replaced
-//! first (each by write-to-temporary and rename, so no file is ever half
-//! written), then `kustomization.yaml`, then files of removed objects are
-//! deleted. At every instant the kustomization lists only files that exist
-//! and are whole, so `kubectl kustomize` can build the directory whenever the
-//! process dies. A directory that does not exist yet is built beside its
+//! A directory that already exists is replaced in whole: the complete new
+//! directory is built beside it (unchanged files and every file the tool did
+//! not write carried over by hard link), then the two are swapped with one
+//! `renameat2(RENAME_EXCHANGE)` and the old tree, now at the staging path,
+//! is deleted. Whenever the process dies, the directory is exactly the old
+//! one or exactly the new one; a left-over staging directory is cleared by
+//! the next run. A directory that does not exist yet is built beside its
 //! final place and renamed into it, so it appears complete or not at all.
+//!
+//! Where the swap is not possible (not Linux, a file system without
+//! `RENAME_EXCHANGE`, a directory holding subdirectories, which cannot be
+//! hard-linked, or a symlink as the directory itself), the plan is applied
+//! in place, in an order that keeps the directory buildable but can leave a
+//! mix of old and new files: object files are replaced first (each by
+//! write-to-temporary and rename, so no file is ever half written), then
+//! `kustomization.yaml`, then files of removed objects are deleted. At every
+//! instant the kustomization lists only files that exist and are whole.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -67,21 +77,200 @@ pub fn read_existing(dir: &Path) -> Result<BTreeMap<String, Existing>, OutputErr
 }
 
 /// Applies each plan to its directory, several directories at a time.
+/// A directory whose plan is empty is not touched, though a staging
+/// directory a killed run left beside it is removed.
 pub fn apply_all(plans: &[(PathBuf, Plan)]) -> Result<(), OutputError> {
+    for (dir, _) in plans {
+        if let Some(staging) = staging_path(dir) {
+            remove_stale_staging(&staging)?;
+        }
+    }
     let changed: Vec<_> = plans.iter().filter(|(_, p)| !p.is_empty()).collect();
     in_parallel(&changed, |(dir, plan)| apply(dir, plan))
 }
 
 /// Applies `plan` to `dir`, creating it (and its parents) when missing.
 pub fn apply(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
-    match fs::symlink_metadata(dir) {
-        Ok(_) => {
-            clear_temporaries(dir)?;
-            apply_in_place(dir, plan)
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return create_whole(dir, plan),
+        Err(e) => return Err(err("inspect", dir)(e)),
+    };
+    clear_temporaries(dir)?;
+    let why = match (meta.is_dir(), staging_path(dir)) {
+        (true, Some(staging)) => {
+            remove_stale_staging(&staging)?;
+            match replace_whole(dir, &staging, &meta, plan)? {
+                Replaced::Yes => return Ok(()),
+                Replaced::NotPossible(why) => why,
+            }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => create_whole(dir, plan),
-        Err(e) => Err(err("inspect", dir)(e)),
+        (false, _) => "it is a symlink".to_owned(),
+        (true, None) => "it has no name of its own to build a sibling from".to_owned(),
+    };
+    tracing::info!(
+        dir = %dir.display(),
+        "updating in place, without the old-or-new guarantee: {why}"
+    );
+    apply_in_place(dir, plan)
+}
+
+/// Where the next state of `dir` is built: a hidden sibling, on the same
+/// file system so that it can be renamed or exchanged into place.
+fn staging_path(dir: &Path) -> Option<PathBuf> {
+    let name = dir.file_name()?.to_string_lossy();
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Some(parent.join(format!(".{name}{TEMP_SUFFIX}")))
+}
+
+/// A staging directory exists only while a run is writing; finding one
+/// means a run was killed (before or after its exchange: either way the
+/// directory itself is whole, and this is disposable).
+fn remove_stale_staging(staging: &Path) -> Result<(), OutputError> {
+    match fs::symlink_metadata(staging) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(staging).map_err(err("remove stale", staging)),
+        Ok(_) => fs::remove_file(staging).map_err(err("remove stale", staging)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(err("inspect", staging)(e)),
     }
+}
+
+enum Replaced {
+    Yes,
+    /// Nothing was changed; the reason goes to the log.
+    NotPossible(String),
+}
+
+/// Builds the new directory at `staging` and exchanges it with `dir`.
+fn replace_whole(
+    dir: &Path,
+    staging: &Path,
+    meta: &fs::Metadata,
+    plan: &Plan,
+) -> Result<Replaced, OutputError> {
+    if !cfg!(target_os = "linux") {
+        return Ok(Replaced::NotPossible(
+            "exchanging directories needs Linux".into(),
+        ));
+    }
+    let replaced: BTreeMap<&str, &Change> =
+        plan.changes.iter().map(|c| (c.path.as_str(), c)).collect();
+    // Everything that stays: what the plan does not touch, ours or not.
+    let mut carried = Vec::new();
+    for entry in fs::read_dir(dir).map_err(err("read directory", dir))? {
+        let entry = entry.map_err(err("read directory", dir))?;
+        let name = entry.file_name();
+        // Our stale temporary files were cleared before; what is left of
+        // that name is someone's directory and stops the exchange below.
+        if name.to_str().is_some_and(|n| replaced.contains_key(n)) {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().map_err(err("inspect", &path))?.is_dir() {
+            return Ok(Replaced::NotPossible(format!(
+                "{} is a directory, which cannot be carried over by hard link",
+                path.display()
+            )));
+        }
+        carried.push(name);
+    }
+
+    fs::create_dir(staging).map_err(err("create directory", staging))?;
+    let built = (|| {
+        in_parallel(&carried, |name| {
+            carry_over(&dir.join(name), &staging.join(name))
+        })?;
+        let writes: Vec<&Change> = plan
+            .changes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Remove)
+            .collect();
+        in_parallel(&writes, |change| {
+            let path = staging.join(&change.path);
+            let bytes = change
+                .new
+                .as_deref()
+                .expect("adds and updates carry content");
+            fs::write(&path, bytes).map_err(err("write", &path))
+        })?;
+        fs::set_permissions(staging, meta.permissions()).map_err(err("set the mode of", staging))
+    })();
+    if let Err(e) = built {
+        let _ = fs::remove_dir_all(staging);
+        return Err(e);
+    }
+    match exchange(staging, dir) {
+        Ok(()) => {}
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            // The file system cannot exchange; nothing was changed yet.
+            fs::remove_dir_all(staging).map_err(err("remove", staging))?;
+            return Ok(Replaced::NotPossible(format!(
+                "the file system does not support RENAME_EXCHANGE ({e})"
+            )));
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(staging);
+            return Err(err("exchange the new directory with", dir)(e));
+        }
+    }
+    // The old tree, now at the staging path.
+    fs::remove_dir_all(staging).map_err(err("remove the previous version at", staging))?;
+    Ok(Replaced::Yes)
+}
+
+/// A hard link keeps the file as it is (mode, owner, times) at no cost; a
+/// copy (which keeps the mode) where linking is refused, say by
+/// `fs.protected_hardlinks` for another user's file.
+fn carry_over(from: &Path, to: &Path) -> Result<(), OutputError> {
+    if fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    let meta = fs::symlink_metadata(from).map_err(err("inspect", from))?;
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(from).map_err(err("read link", from))?;
+        return std::os::unix::fs::symlink(target, to).map_err(err("copy link", to));
+    }
+    fs::copy(from, to).map(|_| ()).map_err(err("copy", from))
+}
+
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // The raw system call: the libc wrapper needs glibc 2.28.
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
 }
 
 fn apply_in_place(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
@@ -111,23 +300,14 @@ fn apply_in_place(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
 }
 
 fn create_whole(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
-    let name = dir
-        .file_name()
-        .ok_or_else(|| OutputError {
-            action: "use",
-            path: dir.to_owned(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "not a directory name"),
-        })?
-        .to_string_lossy();
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let staging = staging_path(dir).ok_or_else(|| OutputError {
+        action: "use",
+        path: dir.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "not a directory name"),
+    })?;
+    let parent = staging.parent().expect("a staging path has a parent");
     fs::create_dir_all(parent).map_err(err("create directory", parent))?;
-    let staging = parent.join(format!(".{name}{TEMP_SUFFIX}"));
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(err("remove stale", &staging))?;
-    }
+    remove_stale_staging(&staging)?;
     fs::create_dir(&staging).map_err(err("create directory", &staging))?;
     in_parallel(&plan.changes, |change| {
         let bytes = change
@@ -177,8 +357,7 @@ fn clear_temporaries(dir: &Path) -> Result<(), OutputError> {
     for entry in fs::read_dir(dir).map_err(err("read directory", dir))? {
         let entry = entry.map_err(err("read directory", dir))?;
         let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+        if is_temporary(&name.to_string_lossy()) {
             let path = entry.path();
             if entry.file_type().map_err(err("inspect", &path))?.is_file() {
                 fs::remove_file(&path).map_err(err("remove stale", &path))?;

@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use git2::build::{CheckoutBuilder, TreeUpdateBuilder};
+use git2::build::TreeUpdateBuilder;
 use git2::{
     Commit, Cred, CredentialType, ErrorCode, FetchOptions, FileMode, ObjectType, Oid, PushOptions,
     RemoteCallbacks, Repository, Signature, Tree,
@@ -20,6 +20,7 @@ use git2::{
 
 use crate::plan::{plan, plan_without_removals, ChangeKind, Existing, Plan, PlanError};
 use crate::render::RenderedTree;
+use crate::worktree::Transition;
 
 /// One cluster's rendered directory and where it goes in the repository.
 #[derive(Debug, Clone)]
@@ -78,6 +79,27 @@ pub enum GitError {
     BadAuthor(String),
     #[error("the working tree has local changes to the rendered files; commit or discard them first ({0})")]
     Conflict(String),
+    #[error("another insights-policy-render is committing in this repository (it holds a lock on {}); wait for it to finish", .0.display())]
+    Busy(PathBuf),
+    #[error("{} exists: another git process is using the index, or one was killed while it did. If no git process is running, remove the file and run again", .0.display())]
+    IndexLocked(PathBuf),
+    #[error("{} exists: another git process is updating that branch, or one was killed while it did. If no git process is running, remove the file and run again", .0.display())]
+    RefLocked(PathBuf),
+    #[error("{} is not a journal this version of insights-policy-render wrote; move it away and check the working tree with git status", .0.display())]
+    Journal(PathBuf),
+    #[error("an earlier run was interrupted while bringing the working tree to its commit {commit}, and completing that failed: {source} (its journal is {})", journal.display())]
+    Recover {
+        journal: PathBuf,
+        commit: Oid,
+        #[source]
+        source: Box<GitError>,
+    },
+    #[error("committed {commit}, but bringing the working tree and index along failed: {source}; the next run completes it")]
+    Incomplete {
+        commit: Oid,
+        #[source]
+        source: Box<GitError>,
+    },
     #[error("the push to {remote} was still refused after {attempts} attempts: {reason}")]
     PushRejected {
         remote: String,
@@ -484,8 +506,8 @@ pub fn commit(
         // The local branch moves only once the push succeeded, so a remote
         // that refuses or drops the push leaves the repository as it was.
         // Local edits that would block that move are refused before pushing.
-        if let Worktree::Planned(t, p, _) = worktree() {
-            crate::worktree::check(repo, t, p)?;
+        if let Worktree::Planned(t, p, b) = worktree() {
+            Transition::planned(&branch, head_tip, id, t, p, b)?.check(repo)?;
         }
         let short = branch.trim_start_matches("refs/heads/");
         let mut pushed = push_commit(repo, opts, id, &branch, on_head)?;
@@ -596,12 +618,12 @@ fn push_commit(
     branch: &str,
     on_head: bool,
 ) -> Result<Option<String>, GitError> {
-    const PENDING: &str = "refs/insights-policy-render/pending";
-    repo.reference(PENDING, id, true, "insights-policy-render: push")
+    let pending = format!("{}/pending", crate::worktree::PUSH_REFS);
+    repo.reference(&pending, id, true, "insights-policy-render: push")
         .map_err(GitError::git("prepare the push"))?;
-    let refspec = format!("{}{PENDING}:{branch}", if on_head { "" } else { "+" });
+    let refspec = format!("{}{pending}:{branch}", if on_head { "" } else { "+" });
     let result = push(repo, opts.remote, &refspec, opts.ssh_key);
-    if let Ok(mut pending) = repo.find_reference(PENDING) {
+    if let Ok(mut pending) = repo.find_reference(&pending) {
         let _ = pending.delete();
     }
     result
@@ -611,8 +633,8 @@ fn push_commit(
 enum Worktree<'a> {
     /// A bot branch: the checked-out tree is not its business.
     Untouched,
-    /// A safe checkout of everything that differs (after a rebuild on a
-    /// remote tip, other pipelines' files change too).
+    /// Everything that differs between the old and new commits (after a
+    /// rebuild on a remote tip, other pipelines' files change too).
     Checkout,
     /// Exactly the planned files, written in parallel, and their index
     /// entries: the fast path for a first attempt, where the plans are the
@@ -622,7 +644,8 @@ enum Worktree<'a> {
 
 /// Points `branch` at `new`, only if it still points at `old` (another
 /// process moving it meanwhile makes this fail rather than lose its commit).
-/// For the checked-out branch, the working tree and index follow first.
+/// For the checked-out branch, the working tree and index follow, through
+/// a journal that lets the next run finish the job if this one is killed.
 fn move_branch(
     repo: &Repository,
     branch: &str,
@@ -630,39 +653,39 @@ fn move_branch(
     new: Oid,
     worktree: Worktree,
 ) -> Result<(), GitError> {
-    let on_head = !matches!(worktree, Worktree::Untouched);
-    match worktree {
-        Worktree::Untouched => {}
-        Worktree::Checkout => {
-            let target = repo
-                .find_commit(new)
-                .and_then(|c| c.into_object().peel_to_tree())
-                .map_err(GitError::git("read the new commit"))?;
-            let mut checkout = CheckoutBuilder::new();
-            checkout.safe();
-            repo.checkout_tree(target.as_object(), Some(&mut checkout))
-                .map_err(|e| {
-                    if e.code() == ErrorCode::Conflict {
-                        GitError::Conflict(redact(e.message()))
-                    } else {
-                        GitError::git("update the working tree")(e)
-                    }
-                })?;
-        }
-        Worktree::Planned(targets, plans, blobs) => {
-            crate::worktree::apply(repo, targets, plans, blobs)?;
-        }
+    let transition = match worktree {
+        Worktree::Untouched => None,
+        Worktree::Checkout => Some(Transition::between(repo, branch, old, new)?),
+        Worktree::Planned(targets, plans, blobs) => Some(Transition::planned(
+            branch, old, new, targets, plans, blobs,
+        )?),
+    };
+    if let Some(t) = &transition {
+        // Local edits refuse the move before anything changes.
+        t.check(repo)?;
+        crate::worktree::write_journal(repo, t)?;
     }
     let log = "insights-policy-render: update Kyverno policies";
-    let result = match (on_head, old) {
+    let result = match (transition.is_some(), old) {
         (true, Some(old)) => repo.reference_matching(branch, new, true, old, log),
         (true, None) => repo.reference(branch, new, false, log),
         // The bot branch is recreated from the base on every run.
         (false, _) => repo.reference(branch, new, true, log),
     };
-    result
-        .map(|_| ())
-        .map_err(GitError::git(format!("update {branch}")))
+    if let Err(e) = result {
+        if transition.is_some() {
+            crate::worktree::remove_journal(repo)?;
+        }
+        return Err(GitError::git(format!("update {branch}"))(e));
+    }
+    if let Some(t) = transition {
+        t.apply(repo).map_err(|source| GitError::Incomplete {
+            commit: new,
+            source: Box::new(source),
+        })?;
+        crate::worktree::remove_journal(repo)?;
+    }
+    Ok(())
 }
 
 fn callbacks<'a>(ssh_key: Option<&'a Path>) -> RemoteCallbacks<'a> {
@@ -692,6 +715,31 @@ fn callbacks<'a>(ssh_key: Option<&'a Path>) -> RemoteCallbacks<'a> {
     cbs
 }
 
+/// The named remote's URL as an anonymous remote: one without fetch
+/// refspecs, so that neither a push nor a fetch writes the user's
+/// remote-tracking refs (or FETCH_HEAD, tags). Every ref a run writes is
+/// then one whose lock file a killed run can be proven to have left.
+fn anonymous<'r>(
+    repo: &'r Repository,
+    remote: &str,
+    for_push: bool,
+) -> Result<git2::Remote<'r>, GitError> {
+    let named = repo
+        .find_remote(remote)
+        .map_err(GitError::git(format!("find remote {remote:?}")))?;
+    let url = if for_push {
+        named.pushurl().or(named.url())
+    } else {
+        named.url()
+    };
+    let url = url.ok_or_else(|| GitError::Git {
+        context: format!("find remote {remote:?}"),
+        message: "it has no URL (or one that is not UTF-8)".into(),
+    })?;
+    repo.remote_anonymous(url)
+        .map_err(GitError::git(format!("find remote {remote:?}")))
+}
+
 /// Pushes; `Ok(Some(reason))` when the remote refused because it moved.
 fn push(
     repo: &Repository,
@@ -699,9 +747,7 @@ fn push(
     refspec: &str,
     ssh_key: Option<&Path>,
 ) -> Result<Option<String>, GitError> {
-    let mut remote_handle = repo
-        .find_remote(remote)
-        .map_err(GitError::git(format!("find remote {remote:?}")))?;
+    let mut remote_handle = anonymous(repo, remote, true)?;
     let rejected: RefCell<Option<String>> = RefCell::new(None);
     let mut cbs = callbacks(ssh_key);
     cbs.push_update_reference(|_refname, status| {
@@ -721,25 +767,32 @@ fn push(
     }
 }
 
-/// Fetches one branch of `remote`; returns its tip.
+/// Fetches one branch of `remote`; returns its tip. The objects stay; the
+/// temporary ref that brought them is removed again.
 fn fetch(
     repo: &Repository,
     remote: &str,
     branch: &str,
     ssh_key: Option<&Path>,
 ) -> Result<Oid, GitError> {
-    let mut remote_handle = repo
-        .find_remote(remote)
-        .map_err(GitError::git(format!("find remote {remote:?}")))?;
-    let tracking = format!("refs/remotes/{remote}/{branch}");
-    let refspec = format!("+refs/heads/{branch}:{tracking}");
+    let mut remote_handle = anonymous(repo, remote, false)?;
+    let fetched = format!("{}/fetched", crate::worktree::PUSH_REFS);
+    let refspec = format!("+refs/heads/{branch}:{fetched}");
     let mut options = FetchOptions::new();
-    options.remote_callbacks(callbacks(ssh_key));
+    options
+        .remote_callbacks(callbacks(ssh_key))
+        .update_fetchhead(false)
+        .download_tags(git2::AutotagOption::None);
     remote_handle
         .fetch(&[refspec.as_str()], Some(&mut options), None)
         .map_err(GitError::git(format!("fetch {branch} from {remote}")))?;
-    repo.refname_to_id(&tracking)
-        .map_err(GitError::git(format!("read {tracking}")))
+    let tip = repo
+        .refname_to_id(&fetched)
+        .map_err(GitError::git(format!("fetch {branch} from {remote}")))?;
+    if let Ok(mut r) = repo.find_reference(&fetched) {
+        let _ = r.delete();
+    }
+    Ok(tip)
 }
 
 #[cfg(test)]

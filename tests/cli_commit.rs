@@ -4,10 +4,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use support::cli::{run_env, Run};
-use support::git::git;
+use support::git::{git, git_daemon};
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -384,57 +383,10 @@ fn a_push_refused_because_the_remote_moved_is_rebuilt_on_the_new_tip() {
     git(&s.remote, &["fsck", "--strict"]);
 }
 
-/// `git daemon` serving the bare remote over git://, with push enabled: a
-/// real receive-pack, which updates the branch only if it still points
-/// where the pusher saw it. (libgit2's local-path transport overwrites the
-/// ref without that check, so racing pushes to a plain path can lose a
-/// commit whatever the client does.)
-struct Daemon(std::process::Child, String);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn git_daemon(s: &Setup) -> Daemon {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = s.tmp.path();
-    let child = Command::new("git")
-        .args([
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--enable=receive-pack",
-            "--listen=127.0.0.1",
-        ])
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", base.display()))
-        .arg(base)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("git daemon");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "git daemon did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Daemon(child, format!("git://127.0.0.1:{port}/remote.git"))
-}
-
 #[test]
 fn four_pipelines_committing_at_once_all_land() {
     let s = Setup::new();
-    let daemon = git_daemon(&s);
+    let daemon = git_daemon(s.tmp.path());
     let children: Vec<_> = (0..4)
         .map(|i| {
             let work = s.clone(&format!("job{i}"));

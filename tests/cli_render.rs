@@ -379,3 +379,122 @@ fn mass_removal_is_refused_unless_allowed() {
         ["kustomization.yaml"]
     );
 }
+
+/// An update builds the whole new directory beside the old one and swaps
+/// them: the directory is a new inode, everything that stayed is carried
+/// over by hard link (same inode, same mode), and the directory keeps its mode.
+#[test]
+fn an_update_swaps_in_a_whole_new_directory_keeping_foreign_files_and_modes() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("policies");
+    let b = CLUSTER_POLICY.replace("name: a", "name: b");
+    let c = CLUSTER_POLICY.replace("name: a", "name: c");
+    let input = write(
+        tmp.path(),
+        "in.yaml",
+        &format!("{CLUSTER_POLICY}---\n{b}---\n{c}"),
+    );
+    assert_eq!(render_to(&input, &out).code, 0);
+    std::fs::write(out.join("check.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(out.join("check.sh"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::write(out.join("secret-notes.txt"), "private\n").unwrap();
+    std::fs::set_permissions(
+        out.join("secret-notes.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("check.sh", out.join("link")).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o710)).unwrap();
+    let ino = |p: &Path| std::fs::symlink_metadata(p).unwrap().ino();
+    let (dir_before, unchanged_before) = (ino(&out), ino(&out.join("clusterpolicy_c.yaml")));
+
+    let changed = CLUSTER_POLICY.replace("rules: []", "background: false");
+    let input = write(tmp.path(), "in.yaml", &format!("{changed}---\n{c}"));
+    let r = render_to(&input, &out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("0 added, 1 updated, 1 removed, 1 unchanged"),
+        "{}",
+        r.stderr
+    );
+
+    assert_ne!(
+        ino(&out),
+        dir_before,
+        "the directory was exchanged, not edited"
+    );
+    assert_eq!(ino(&out.join("clusterpolicy_c.yaml")), unchanged_before);
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&out), 0o710);
+    assert_eq!(mode(&out.join("check.sh")), 0o750);
+    assert_eq!(mode(&out.join("secret-notes.txt")), 0o600);
+    assert_eq!(
+        std::fs::read_link(out.join("link")).unwrap(),
+        Path::new("check.sh")
+    );
+    assert!(!out.join("clusterpolicy_b.yaml").exists());
+    assert!(std::fs::read_to_string(out.join("clusterpolicy_a.yaml"))
+        .unwrap()
+        .contains("background: false"));
+    let siblings: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("ipr-tmp"))
+        .collect();
+    assert!(
+        siblings.is_empty(),
+        "the old tree was deleted: {siblings:?}"
+    );
+}
+
+/// A subdirectory cannot be carried over by hard link, so such a directory
+/// is updated in place (buildable at every instant, not strictly old-or-new).
+#[test]
+fn a_directory_with_a_subdirectory_is_updated_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("policies");
+    let input = write(tmp.path(), "in.yaml", CLUSTER_POLICY);
+    assert_eq!(render_to(&input, &out).code, 0);
+    std::fs::create_dir(out.join("docs")).unwrap();
+    std::fs::write(out.join("docs/README.md"), "hand written\n").unwrap();
+    let dir_before = std::fs::metadata(&out).unwrap().ino();
+
+    let changed = CLUSTER_POLICY.replace("rules: []", "background: false");
+    let input = write(tmp.path(), "in.yaml", &changed);
+    let r = render_to(&input, &out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::metadata(&out).unwrap().ino(), dir_before);
+    assert_eq!(
+        std::fs::read_to_string(out.join("docs/README.md")).unwrap(),
+        "hand written\n"
+    );
+    assert!(std::fs::read_to_string(out.join("clusterpolicy_a.yaml"))
+        .unwrap()
+        .contains("background: false"));
+}
+
+/// A killed run can leave its staging directory beside the output (before
+/// the exchange: a half-built new tree; after: the old tree). The next run
+/// removes it, even when it has nothing to write.
+#[test]
+fn a_stale_staging_directory_is_removed_by_the_next_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("p");
+    let input = write(tmp.path(), "in.yaml", CLUSTER_POLICY);
+    assert_eq!(render_to(&input, &out).code, 0);
+    let staging = tmp.path().join(".p.ipr-tmp");
+    std::fs::create_dir(&staging).unwrap();
+    std::fs::write(staging.join("clusterpolicy_a.yaml"), "half").unwrap();
+    let before = stamps(&out);
+    let r = render_to(&input, &out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!staging.exists());
+    assert_eq!(
+        stamps(&out),
+        before,
+        "a no-op run writes nothing in the directory"
+    );
+}

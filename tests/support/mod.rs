@@ -5,3 +5,4 @@ pub mod cli;
 pub mod env;
 pub mod fake_insights;
 pub mod git;
+pub mod proxy;
