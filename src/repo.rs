@@ -575,8 +575,9 @@ fn pending_bot_commit(
         })
 }
 
-/// Points the bot branch at its pending commit again, pushing it only if
-/// the remote does not have it yet.
+/// Points the bot branch at its pending commit again and pushes it unless
+/// the remote-tracking branch shows the remote has it: pushing the commit
+/// a ref already points at leaves the ref, and the pull request, as they are.
 fn reuse_bot_commit(
     repo: &Repository,
     opts: &CommitOptions,
