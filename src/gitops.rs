@@ -189,11 +189,13 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     // The repository and the author are checked before any request.
     let consumers = args.consumers.consumers().map_err(Error::Usage)?;
     let repository = repo::open(&args.repo.repo)?;
-    // Held to the end of the run; what a killed run left is put right first.
-    let _lock = crate::worktree::lock(&repository)?;
-    crate::worktree::recover(&repository)?;
     let sig = repo::signature(&repository, args.author.as_deref())?;
     let (targets, failures, description) = render_targets(&args.source, &args.repo, &consumers)?;
+    // Taken once the input is known good, so a refused run leaves even the
+    // git directory untouched. Held to the end of the run; what a killed run
+    // left is put right before anything is planned against HEAD.
+    let _lock = crate::worktree::lock(&repository)?;
+    crate::worktree::recover(&repository)?;
 
     let message = |plans: &[Plan]| report::commit_message(&changes(&targets, plans), &description);
     let options = CommitOptions {
