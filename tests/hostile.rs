@@ -49,6 +49,12 @@ fn hostile_responses_are_refused_and_write_nothing() {
         }
         s
     };
+    // Few nodes, but each alias copies 64 KiB: 128 MiB from a 70 KiB input.
+    let long_string_aliased = format!(
+        "{GOOD}  a: &a {}\n  b: [{}]\n",
+        "x".repeat(64 * 1024),
+        vec!["*a"; 2_000].join(",")
+    );
     let deep = format!(
         "{GOOD}  deep: {}{}\n",
         "[".repeat(20_000),
@@ -75,6 +81,7 @@ fn hostile_responses_are_refused_and_write_nothing() {
         ("policy kind under a foreign group", GOOD.replace("kyverno.io/v1", "kyverno.io.attacker.example/v1").into_bytes(), "belongs to API group kyverno.io"),
         ("duplicate keys", b"apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nkind: ClusterRoleBinding\nmetadata: {name: a}\n".to_vec(), "duplicate key \"kind\""),
         ("billion laughs", billion_laughs.into_bytes(), "aliases expand to more than"),
+        ("one long string aliased many times", long_string_aliased.into_bytes(), "aliases expand to more than"),
         ("20,000 levels of flow nesting", deep.into_bytes(), "nesting deeper than"),
         ("20,000 levels of block nesting", deep_block.into_bytes(), "nesting deeper than"),
         ("invalid UTF-8", [GOOD.as_bytes(), b"  x: \xc3\x28\n"].concat(), "not valid UTF-8"),

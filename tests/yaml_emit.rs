@@ -392,3 +392,18 @@ fn everyday_strings_stay_plain() {
         assert_eq!(out, format!("k: {s}\n"));
     }
 }
+
+/// Found by the yaml_roundtrip fuzz target: a multi-line string as the whole
+/// document was written as a block scalar with no indentation, which an
+/// indentation indicator or a `---` line in the text breaks.
+#[test]
+fn a_multi_line_string_document_reads_back() {
+    use insights_policy_render::yaml::parse_stream;
+    for text in ["\nx", "  x\ny", "a\n---\nb\n", "a\n...\n"] {
+        let mut out = String::new();
+        emit_document(&Node::string(text), &mut out);
+        let docs = parse_stream(out.as_bytes()).unwrap_or_else(|e| panic!("{out:?}: {e}"));
+        let roots: Vec<_> = docs.into_iter().filter_map(|d| d.root).collect();
+        assert_eq!(roots, [Node::string(text)], "{out:?}");
+    }
+}

@@ -17,7 +17,10 @@ pub fn emit_document(node: &Node, out: &mut String) {
         Value::Map(entries) if !entries.is_empty() => emit_map(entries, 0, out),
         Value::Seq(items) if !items.is_empty() => emit_seq(items, 0, out),
         _ => {
-            emit_inline(node, 0, out);
+            // A block scalar's body must be indented even at the top level:
+            // at column 0 an indentation indicator cannot be met, and a
+            // `---` or `...` line would end the document.
+            emit_inline(node, 2, out);
             out.push('\n');
         }
     }

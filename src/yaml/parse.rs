@@ -21,7 +21,14 @@ pub const MAX_DEPTH: usize = 128;
 
 /// How many nodes alias expansion may add to a stream. Anchors of normal size
 /// expand freely; a "billion laughs" stream is refused after this many.
+/// A scalar counts one more node per [`ALIAS_BYTES_PER_NODE`] bytes of text,
+/// so that one long string aliased many times is bounded too.
 pub const MAX_ALIAS_NODES: usize = 100_000;
+
+/// Roughly what a node costs in memory: with text weighed at this rate, the
+/// budget bounds the memory an expansion adds (a few megabytes), not just
+/// the node count.
+pub const ALIAS_BYTES_PER_NODE: usize = 64;
 
 /// One document of a stream. `root` is `None` for an empty or comment-only
 /// document (and for an explicit `null`), which callers skip.
@@ -56,7 +63,7 @@ pub enum ParseErrorKind {
     ComplexKey(&'static str),
     #[error("nesting deeper than {MAX_DEPTH} levels")]
     TooDeep,
-    #[error("aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?)")]
+    #[error("aliases expand to more than {MAX_ALIAS_NODES} nodes, counting each {ALIAS_BYTES_PER_NODE} bytes of text as one (an alias bomb?)")]
     AliasBomb,
     #[error("alias to an anchor that is not defined earlier in this document")]
     UnknownAlias,
@@ -242,9 +249,10 @@ impl Builder {
                 {
                     self.root_block_scalar = true;
                 }
+                let size = 1 + text.len() / ALIAS_BYTES_PER_NODE;
                 let value = resolve_scalar(text, style, tag.as_ref())
                     .map_err(|kind| self.error(at, kind))?;
-                self.push(Node { value, mark: at }, anchor, 1)?;
+                self.push(Node { value, mark: at }, anchor, size)?;
             }
             Event::Alias(id) => {
                 let (node, size) = self
