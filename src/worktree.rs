@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -305,8 +306,6 @@ fn disk_blob(path: &Path) -> io::Result<DiskBlob> {
         .map_err(io::Error::other)
 }
 
-use std::os::unix::ffi::OsStringExt;
-
 fn repo_blob(repo: &Repository, id: Oid) -> io::Result<Vec<u8>> {
     repo.find_blob(id)
         .map(|b| b.content().to_vec())
@@ -491,7 +490,6 @@ pub fn lock(repo: &Repository) -> Result<RepoLock, GitError> {
         .write(true)
         .open(&path)
         .map_err(io_err(format!("open {}", path.display())))?;
-    use std::os::fd::AsRawFd;
     // SAFETY: a valid open descriptor, owned by `file` for the call.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
