@@ -157,6 +157,11 @@ fn strings() -> Vec<String> {
     .map(String::from)
     .to_vec();
     v.push("x".repeat(300));
+    // Around YAML's 1024-character limit on an implicit key: plain at the
+    // limit and past it, and a short string whose escapes take it past.
+    v.push("k".repeat(1024));
+    v.push("k".repeat(1025));
+    v.push("\u{7}".repeat(200));
     v
 }
 
@@ -405,5 +410,33 @@ fn a_multi_line_string_document_reads_back() {
         let docs = parse_stream(out.as_bytes()).unwrap_or_else(|e| panic!("{out:?}: {e}"));
         let roots: Vec<_> = docs.into_iter().filter_map(|d| d.root).collect();
         assert_eq!(roots, [Node::string(text)], "{out:?}");
+    }
+}
+
+/// Found by the render fuzz target: a key of 200 control characters is
+/// written as a 1,200-character quoted key, past the 1024 characters YAML
+/// allows an implicit key, and no reader took the output back. Such a key
+/// is now explicit (`? key`), wherever the mapping sits.
+#[test]
+fn a_key_past_the_implicit_key_limit_reads_back_in_every_position() {
+    use insights_policy_render::yaml::parse_stream;
+    let long = "\u{7}".repeat(200);
+    let entry = |value: Node| Node::new(Value::Map(vec![(Node::string(long.clone()), value)]));
+    let nested = Node::new(Value::Map(vec![(Node::string("a"), Node::string("b"))]));
+    let list = Node::new(Value::Seq(vec![Node::string("c")]));
+    for doc in [
+        entry(Node::string("v")),
+        entry(nested.clone()),
+        entry(list.clone()),
+        entry(Node::string("multi\nline\n")),
+        Node::new(Value::Seq(vec![entry(nested), Node::string("next")])),
+        Node::new(Value::Map(vec![(Node::string("outer"), entry(list))])),
+    ] {
+        let mut out = String::new();
+        emit_document(&doc, &mut out);
+        assert!(out.contains("? \""), "{out}");
+        let docs = parse_stream(out.as_bytes()).unwrap_or_else(|e| panic!("{out}: {e}"));
+        let roots: Vec<_> = docs.into_iter().filter_map(|d| d.root).collect();
+        assert_eq!(roots, [doc], "{out}");
     }
 }

@@ -38,6 +38,13 @@ fn is_block(node: &Node) -> bool {
     }
 }
 
+/// YAML caps an implicit (`key: value`) key at 1024 characters, and
+/// readers enforce it: libyaml, go-yaml, PyYAML and yaml-rust2 all refuse a
+/// longer one. A key written longer (escapes in a quoted key count, so a
+/// short key of control characters can get there) is made explicit: `? key`
+/// on its own line, then `: value`.
+const MAX_IMPLICIT_KEY: usize = 1024;
+
 /// Mapping entries at `level` spaces; the caller has already written the
 /// indentation of the first key (or nothing, when it follows `- `).
 fn emit_map(entries: &[(Node, Node)], level: usize, out: &mut String) {
@@ -45,7 +52,15 @@ fn emit_map(entries: &[(Node, Node)], level: usize, out: &mut String) {
         if i > 0 {
             indent(out, level);
         }
+        let start = out.len();
         emit_key(key, out);
+        let written = &out[start..];
+        // Bytes first: counting characters is needed only past the limit.
+        if written.len() > MAX_IMPLICIT_KEY && written.chars().count() > MAX_IMPLICIT_KEY {
+            out.insert_str(start, "? ");
+            out.push('\n');
+            indent(out, level);
+        }
         out.push(':');
         match &value.value {
             Value::Map(e) if !e.is_empty() => {
@@ -336,6 +351,17 @@ mod tests {
             emit(&doc),
             "a:\n  b: c\n  d:\n    - e\n    - f\nrules:\n  - name: x\n    match:\n      any: []\n  - - g\n    - h\nempty: {}\n"
         );
+    }
+
+    #[test]
+    fn a_key_past_1024_characters_is_explicit() {
+        let at_limit = "k".repeat(1024);
+        let past = "k".repeat(1025);
+        let doc = map(vec![
+            (at_limit.as_str(), s("v")),
+            (past.as_str(), map(vec![("a", s("b"))])),
+        ]);
+        assert_eq!(emit(&doc), format!("{at_limit}: v\n? {past}\n:\n  a: b\n"));
     }
 
     #[test]
