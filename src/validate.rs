@@ -329,6 +329,16 @@ fn check_document(
             metadata.remove("namespace");
         }
     }
+    if let Some((field, key)) = overlong_key(&root) {
+        return Err(Problem {
+            source: Source {
+                line: key.mark.line,
+                ..source
+            },
+            field,
+            reason: overlong_key_reason(key.as_str().unwrap_or_default()),
+        });
+    }
     strip_server_fields(&mut root);
     stamp_ownership(&mut root);
     Ok(Policy {
@@ -340,6 +350,99 @@ fn check_document(
         document: root,
         source,
     })
+}
+
+/// The longest key a consumer can read, in characters of its JSON form
+/// with the quotes. kustomize and kubectl turn each object into JSON and
+/// read that back with go-yaml, which (like every YAML reader) refuses an
+/// implicit key longer than 1024 characters: measured against kubectl
+/// kustomize v5.5.0, a key of 1022 characters builds and one of 1023 fails.
+const MAX_KEY_JSON_CHARS: usize = 1024;
+
+/// Characters of `s` as Go's `encoding/json` writes it, quotes included:
+/// `<`, `>` and `&` are escaped for HTML, control characters as `\u00XX`
+/// (`\b` and `\f` too, as Go before 1.22 did, to be safe either way).
+fn go_json_chars(s: &str) -> usize {
+    2 + s
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' => 2,
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => 6,
+            c if (c as u32) < 0x20 => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// One step from a document's root to a node.
+enum Step<'a> {
+    Key(&'a Node),
+    Index(usize),
+}
+
+/// The first mapping key, depth first, that no consumer could read back,
+/// with the dotted path of the mapping that holds it. The path is built
+/// only for a key found: this walks every node of every policy.
+fn overlong_key(root: &Node) -> Option<(String, &Node)> {
+    fn walk<'a>(node: &'a Node, trail: &mut Vec<Step<'a>>) -> Option<&'a Node> {
+        match &node.value {
+            Value::Map(entries) => entries.iter().find_map(|(key, value)| {
+                // A key within 170 bytes fits even if every character is
+                // escaped to six.
+                let long = key.as_str().is_some_and(|text| {
+                    text.len() > (MAX_KEY_JSON_CHARS - 2) / 6
+                        && go_json_chars(text) > MAX_KEY_JSON_CHARS
+                });
+                if long {
+                    return Some(key);
+                }
+                trail.push(Step::Key(key));
+                // On a find the trail is left as it is: it is the path.
+                let found = walk(value, trail);
+                if found.is_none() {
+                    trail.pop();
+                }
+                found
+            }),
+            Value::Seq(items) => items.iter().enumerate().find_map(|(i, item)| {
+                trail.push(Step::Index(i));
+                // On a find the trail is left as it is: it is the path.
+                let found = walk(item, trail);
+                if found.is_none() {
+                    trail.pop();
+                }
+                found
+            }),
+            Value::Scalar(_) => None,
+        }
+    }
+    let mut trail = Vec::new();
+    let key = walk(root, &mut trail)?;
+    let mut path = String::new();
+    for step in &trail {
+        match step {
+            Step::Key(k) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                match &k.value {
+                    Value::Scalar(crate::yaml::Scalar::Str(s)) => path.push_str(s),
+                    Value::Scalar(crate::yaml::Scalar::Int(i)) => path.push_str(&i.to_string()),
+                    _ => path.push_str(k.type_name()),
+                }
+            }
+            Step::Index(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    Some((path, key))
+}
+
+fn overlong_key_reason(key: &str) -> String {
+    let shown: String = key.chars().take(40).collect();
+    format!(
+        "the key {shown:?}... is {} characters long written as JSON; kubectl and kustomize read keys of at most {MAX_KEY_JSON_CHARS}",
+        go_json_chars(key)
+    )
 }
 
 fn required_string<'a>(node: &'a Node, key: &str) -> Result<&'a str, String> {

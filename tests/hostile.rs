@@ -87,6 +87,10 @@ fn hostile_responses_are_refused_and_write_nothing() {
         ("invalid UTF-8", [GOOD.as_bytes(), b"  x: \xc3\x28\n"].concat(), "not valid UTF-8"),
         ("python object tag", b"apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: a}\nspec: !!python/object/apply:os.system [\"id\"]\n".to_vec(), "tag !!python/object/apply:os.system is not allowed"),
         ("local tag", b"apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: a}\nspec: !custom {}\n".to_vec(), "tag !custom is not allowed"),
+        // kubectl and kustomize read objects back from JSON with go-yaml,
+        // which refuses a key over 1024 characters: no file could apply.
+        ("key too long for kubectl", format!("{GOOD}  x:\n    - {}: v\n", "k".repeat(1023)).into_bytes(), "document 1 (line 8): spec.x[0]: the key \"kkkk"),
+        ("key too long once escaped as JSON", format!("{GOOD}  labels:\n    \"{}\": v\n", "<".repeat(171)).into_bytes(), "spec.labels: the key \"<<<<"),
         ("scalar document", b"just text\n".to_vec(), "the document is a string"),
         ("sequence document", b"- a\n- b\n".to_vec(), "the document is a sequence"),
         ("HTML error page", b"<html><body><h1>502 Bad Gateway</h1></body></html>\n".to_vec(), "the document is a string"),
@@ -146,4 +150,23 @@ fn legal_but_unusual_yaml_still_renders() {
 
 fn cases_first() -> Vec<u8> {
     b"apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: good}\nspec:\n  rules:\n  - name: a\n    match: &m {any: [{resources: {kinds: [Pod]}}]}\n  - name: b\n    match: *m\n".to_vec()
+}
+
+/// The longest keys kubectl can read still render, and kustomize builds
+/// them: 1022 characters, or 170 that JSON escapes to six each.
+#[test]
+fn keys_at_the_kubectl_limit_render_and_build() {
+    let input = format!(
+        "{GOOD}  x:\n    {}: a\n    \"{}\": b\n",
+        "k".repeat(1022),
+        "<".repeat(170)
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let r = render(tmp.path(), input.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    if support::env::kubectl().is_some() {
+        let built = support::env::kustomize_build(&tmp.path().join("out"));
+        assert!(built.contains(&"k".repeat(1022)), "{built}");
+        assert!(built.contains(&"<".repeat(170)), "{built}");
+    }
 }
