@@ -137,7 +137,10 @@ fn strings() -> Vec<String> {
         "ls\u{2028}",
         "bom\u{feff}",
         "cr\rlf",
-        // Multi-line strings of every chomping kind.
+        // Multi-line strings of every chomping kind, and line breaks alone
+        // (the render fuzz target found "\n" written as an empty block).
+        "\n",
+        "\n\n",
         "a\nb",
         "a\nb\n",
         "a\nb\n\n",

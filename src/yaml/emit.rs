@@ -184,6 +184,12 @@ fn literal_ok(s: &str) -> bool {
     if s.chars().any(is_unsafe_char) {
         return false;
     }
+    // Only line breaks: a block with no content line reads as "" under
+    // clip chomping, and as whatever the reader makes of empty lines under
+    // keep. Quoted, it is exact.
+    if s.trim_end_matches('\n').is_empty() {
+        return false;
+    }
     // Lines of only spaces, and trailing spaces or tabs on a line, are kept
     // by some readers and trimmed by others (and by editors); a tab opening
     // a line is indentation-adjacent and read differently too. Quote those.
