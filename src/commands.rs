@@ -253,13 +253,8 @@ impl<'a> ConsumerLayout<'a> {
             .iter()
             .map(|n| layout.dir_of(n, names.len()))
             .collect();
-        let pairs: Vec<_> = names
-            .iter()
-            .zip(&paths)
-            .map(|(n, p)| (n.as_deref(), p.as_str()))
-            .collect();
         consumers
-            .check_layout(&pairs, &layout.template(names.len()))
+            .check_layout(names, &paths, &layout.template(names.len()))
             .map_err(Error::Usage)?;
         Ok(Some(layout))
     }

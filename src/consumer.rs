@@ -243,12 +243,13 @@ impl Consumers {
     /// per cluster.
     pub fn check_layout(
         &self,
-        clusters: &[(Option<&str>, &str)],
+        clusters: &[Option<String>],
+        dirs: &[String],
         path_template: &str,
     ) -> Result<(), String> {
         let mut seen: BTreeMap<String, Option<&str>> = BTreeMap::new();
         let shared = self.shared_paths(path_template)?;
-        for &(cluster, _) in clusters {
+        for cluster in clusters.iter().map(Option::as_deref) {
             for path in self.cluster_paths(cluster)? {
                 let path = repo_relative(&path)?;
                 if let Some(other) = seen.insert(path.clone(), cluster) {
@@ -266,7 +267,7 @@ impl Consumers {
                     "the consumer file {path} must go in a directory of the repository, not at its root"
                 ));
             }
-            for &(_, dir) in clusters {
+            for dir in dirs {
                 if path.starts_with(&format!("{dir}/")) {
                     return Err(format!(
                         "the consumer file {path} would be inside the rendered directory {dir}, where it would be applied as a policy and pruned: choose paths outside it"

@@ -75,13 +75,8 @@ fn render_targets(
     let source = Source::from_args(source_args)?;
     let labels = labels(&source, source_args);
     let paths = target_paths(&repo_args.path, &labels)?;
-    let layout: Vec<_> = labels
-        .iter()
-        .zip(&paths)
-        .map(|(l, p)| (l.as_deref(), p.as_str()))
-        .collect();
     consumers
-        .check_layout(&layout, &repo_args.path)
+        .check_layout(&labels, &paths, &repo_args.path)
         .map_err(Error::Usage)?;
     let description = describe(&source);
     let is_file = matches!(source, Source::File(_));

@@ -384,6 +384,15 @@ enum Step<'a> {
 /// with the dotted path of the mapping that holds it. The path is built
 /// only for a key found: this walks every node of every policy.
 fn overlong_key(root: &Node) -> Option<(String, &Node)> {
+    /// On a find the trail is left as it is: it is the path.
+    fn descend<'a>(step: Step<'a>, node: &'a Node, trail: &mut Vec<Step<'a>>) -> Option<&'a Node> {
+        trail.push(step);
+        let found = walk(node, trail);
+        if found.is_none() {
+            trail.pop();
+        }
+        found
+    }
     fn walk<'a>(node: &'a Node, trail: &mut Vec<Step<'a>>) -> Option<&'a Node> {
         match &node.value {
             Value::Map(entries) => entries.iter().find_map(|(key, value)| {
@@ -396,23 +405,12 @@ fn overlong_key(root: &Node) -> Option<(String, &Node)> {
                 if long {
                     return Some(key);
                 }
-                trail.push(Step::Key(key));
-                // On a find the trail is left as it is: it is the path.
-                let found = walk(value, trail);
-                if found.is_none() {
-                    trail.pop();
-                }
-                found
+                descend(Step::Key(key), value, trail)
             }),
-            Value::Seq(items) => items.iter().enumerate().find_map(|(i, item)| {
-                trail.push(Step::Index(i));
-                // On a find the trail is left as it is: it is the path.
-                let found = walk(item, trail);
-                if found.is_none() {
-                    trail.pop();
-                }
-                found
-            }),
+            Value::Seq(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| descend(Step::Index(i), item, trail)),
             Value::Scalar(_) => None,
         }
     }

@@ -74,6 +74,39 @@ fn kill_points(t: &Timing) -> Vec<Kill> {
     early.chain(late).collect()
 }
 
+/// What the kill points of one scenario hit.
+#[derive(Default)]
+struct Tally {
+    /// Kills that found the process still running.
+    killed: usize,
+    saw_old: usize,
+    saw_new: usize,
+}
+
+impl Tally {
+    /// Reports the tally, and fails if too few kills hit a running process
+    /// for the scenario to mean anything.
+    fn finish(&self, timing: &Timing, extra: &str) {
+        let Tally {
+            killed,
+            saw_old,
+            saw_new,
+        } = self;
+        eprintln!(
+            "first write after {:?}, then {:?} to the end: {killed} of {KILLS} killed while running; {saw_old} old, {saw_new} new{extra}",
+            timing.to_write, timing.write_to_end
+        );
+        assert!(
+            *killed >= KILLS / 4,
+            "a good part of the kill points hit a running process"
+        );
+        if *saw_old == 0 || *saw_new == 0 {
+            // Timing on a loaded machine; the checks above still held.
+            eprintln!("note: every kill point fell on one side of the switch");
+        }
+    }
+}
+
 /// Runs the binary; with `kill`, kills it (SIGKILL) at that point.
 /// Returns the timing seen and whether the process was still running when
 /// killed.
@@ -194,19 +227,19 @@ fn render_scenario(old: Option<&str>) {
     let new_tree = snapshot_dir(&out);
     std::fs::remove_dir_all(parent).unwrap();
 
-    let (mut killed, mut saw_old, mut saw_new) = (0, 0, 0);
+    let mut tally = Tally::default();
     for (i, delay) in kill_points(&timing).into_iter().enumerate() {
         let (parent, out) = prepare(&format!("run{i}"));
         let a = args(&out);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         let staging = staging_of(&parent);
-        killed += usize::from(run_until(&a, &|| staging.exists(), Some(delay)).1);
+        tally.killed += usize::from(run_until(&a, &|| staging.exists(), Some(delay)).1);
 
         let now: Option<BTreeMap<String, Vec<u8>>> = out.exists().then(|| snapshot_dir(&out));
         if now == old_tree {
-            saw_old += 1;
+            tally.saw_old += 1;
         } else if now.as_ref() == Some(&new_tree) {
-            saw_new += 1;
+            tally.saw_new += 1;
         } else {
             let now = now.unwrap_or_default();
             let differ: Vec<_> = new_tree
@@ -234,18 +267,7 @@ fn render_scenario(old: Option<&str>) {
         );
         std::fs::remove_dir_all(parent).unwrap();
     }
-    eprintln!(
-        "first write after {:?}, then {:?} to the end: {killed} of {KILLS} killed while running; {saw_old} old, {saw_new} new",
-        timing.to_write, timing.write_to_end
-    );
-    assert!(
-        killed >= KILLS / 4,
-        "a good part of the kill points hit a running process"
-    );
-    if saw_old == 0 || saw_new == 0 {
-        // Timing on a loaded machine; the checks above still held.
-        eprintln!("note: every kill point fell on one side of the switch");
-    }
+    tally.finish(&timing, "");
 }
 
 #[test]
@@ -366,12 +388,12 @@ fn commit_scenario(seeded: bool) {
     let tree = rev(&repo, "HEAD^{tree}").unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 
-    let (mut killed, mut saw_old, mut saw_new, mut journaled) = (0, 0, 0, 0);
+    let (mut tally, mut journaled) = (Tally::default(), 0);
     for (i, delay) in kill_points(&timing).into_iter().enumerate() {
         let (dir, repo) = prepare(&format!("run{i}"));
         let a = args(&repo);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        killed += usize::from(run_until(&a, &|| packs(&repo) > packs_before, Some(delay)).1);
+        tally.killed += usize::from(run_until(&a, &|| packs(&repo) > packs_before, Some(delay)).1);
 
         git(&repo, &["fsck", "--strict", "--no-progress"]);
         // Killed between the branch move and the end of the working tree
@@ -379,13 +401,13 @@ fn commit_scenario(seeded: bool) {
         journaled += usize::from(repo.join(".git/insights-policy-render/journal").exists());
         let head = rev(&repo, "HEAD");
         if head == old {
-            saw_old += 1;
+            tally.saw_old += 1;
         } else {
             assert!(
                 is_new(&repo, head.as_deref().unwrap(), old.as_deref(), &tree),
                 "kill point {i} ({delay:?}): HEAD is neither the old nor the new commit"
             );
-            saw_new += 1;
+            tally.saw_new += 1;
         }
         if seeded {
             let remote = dir.join("remote.git");
@@ -420,18 +442,7 @@ fn commit_scenario(seeded: bool) {
         }
         std::fs::remove_dir_all(dir).unwrap();
     }
-    eprintln!(
-        "first write after {:?}, then {:?} to the end: {killed} of {KILLS} killed while running; HEAD {saw_old} old, {saw_new} new ({journaled} with a journal)",
-        timing.to_write, timing.write_to_end
-    );
-    assert!(
-        killed >= KILLS / 4,
-        "a good part of the kill points hit a running process"
-    );
-    if saw_old == 0 || saw_new == 0 {
-        // Timing on a loaded machine; the checks above still held.
-        eprintln!("note: every kill point fell on one side of the switch");
-    }
+    tally.finish(&timing, &format!(" (HEAD; {journaled} with a journal)"));
 }
 
 #[test]
