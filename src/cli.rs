@@ -69,7 +69,9 @@ pub struct RepoArgs {
     )]
     pub path: String,
 
-    /// Branch to start from [default: the checked-out branch].
+    /// Branch to start from; without --branch, the branch to commit on [default: the
+    /// checked-out branch]. With --push it is read from the remote, so a detached or
+    /// single-branch CI checkout works.
     #[arg(long, value_name = "BRANCH", help_heading = "Repository")]
     pub base: Option<String>,
 
@@ -97,7 +99,9 @@ pub struct CommitArgs {
     #[command(flatten)]
     pub consumers: ConsumerArgs,
 
-    /// Commit on this bot branch, recreated from --base on every run, instead of the current branch.
+    /// Commit on this bot branch, always --base plus exactly the current difference: replaced when
+    /// that changes, left alone when it does not, deleted (withdrawing its pull request) when
+    /// Insights matches the base again.
     #[arg(long, value_name = "BRANCH", help_heading = "Repository")]
     pub branch: Option<String>,
 
@@ -106,10 +110,11 @@ pub struct CommitArgs {
     #[arg(long, help_heading = "Repository")]
     pub push: bool,
 
-    /// How many times to rebuild and push again when another pipeline pushed first.
+    /// How many times to push in all, rebuilding on the remote's new tip (with a growing, jittered
+    /// wait) when another pipeline pushed first.
     #[arg(
         long,
-        default_value_t = 5,
+        default_value_t = 10,
         value_name = "N",
         help_heading = "Repository"
     )]
@@ -119,9 +124,36 @@ pub struct CommitArgs {
     #[arg(long, value_name = "NAME <EMAIL>", help_heading = "Repository")]
     pub author: Option<String>,
 
-    /// SSH private key for the push [default: the SSH agent]. HTTPS pushes use GIT_TOKEN.
+    /// SSH private key for the remote, added to your ssh command (GIT_SSH_COMMAND or
+    /// core.sshCommand) [default: what ssh finds: the agent, ~/.ssh].
     #[arg(long, value_name = "PATH", help_heading = "Repository")]
     pub ssh_key: Option<PathBuf>,
+
+    /// A file holding the passphrase of --ssh-key.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "ssh_key",
+        help_heading = "Repository"
+    )]
+    pub ssh_key_passphrase_file: Option<PathBuf>,
+
+    /// The user name that goes with GIT_TOKEN over HTTPS. Without GIT_TOKEN, git's own
+    /// credentials apply: http.<url>.extraheader, credential helpers, user info in the URL.
+    #[arg(
+        long,
+        env = "GIT_USERNAME",
+        default_value = "x-access-token",
+        value_name = "NAME",
+        help_heading = "Repository"
+    )]
+    pub git_username: String,
+
+    /// Sign the commit with your git signing configuration (gpg.format, user.signingkey), as
+    /// `git commit -S` would. Also on when git's commit.gpgsign is true; a commit that cannot be
+    /// signed is not made.
+    #[arg(long, help_heading = "Repository")]
+    pub sign: bool,
 
     /// Write a Markdown pull request description of the changes.
     #[arg(long, value_name = "PATH")]
@@ -233,7 +265,8 @@ pub struct SourceArgs {
     #[arg(long, value_name = "PATH", help_heading = "Insights API")]
     pub token_file: Option<PathBuf>,
 
-    /// Trust this PEM CA bundle as well as the platform's roots (a self-hosted Insights).
+    /// Trust this PEM CA bundle as well as the platform's roots: for a self-hosted Insights, and
+    /// for the git remote of `commit` and `diff`.
     #[arg(long, value_name = "PATH", help_heading = "Insights API")]
     pub ca_file: Option<PathBuf>,
 

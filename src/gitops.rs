@@ -180,6 +180,24 @@ fn append(path: &Path, text: &str) -> Result<(), Error> {
         })
 }
 
+/// The git command line for `repository`, with the transport settings of
+/// the command line and environment.
+fn git_for(
+    repository: &git2::Repository,
+    transport: &crate::gitcli::Transport,
+) -> Result<crate::gitcli::Git, Error> {
+    let state = crate::worktree::state_dir(repository);
+    std::fs::create_dir_all(&state).map_err(|source| {
+        Error::Output(crate::outdir::OutputError {
+            action: "create",
+            path: state.clone(),
+            source,
+        })
+    })?;
+    let dir = repository.workdir().unwrap_or(repository.path());
+    Ok(crate::gitcli::Git::new(dir, &state, transport)?)
+}
+
 pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     // The repository and the author are checked before any request.
     let consumers = args.consumers.consumers().map_err(Error::Usage)?;
@@ -187,10 +205,18 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     let sig = repo::signature(&repository, args.author.as_deref())?;
     let (targets, failures, description) = render_targets(&args.source, &args.repo, &consumers)?;
     // Taken once the input is known good, so a refused run leaves even the
-    // git directory untouched. Held to the end of the run; what a killed run
-    // left is put right before anything is planned against HEAD.
-    let _lock = crate::worktree::lock(&repository)?;
-    crate::worktree::recover(&repository)?;
+    // git directory untouched. Held to the end of the run, and by every git
+    // process the run starts; what a killed run left is put right before
+    // anything is planned against HEAD.
+    let lock = crate::worktree::lock(&repository)?;
+    let transport = crate::gitcli::Transport {
+        ssh_key: args.ssh_key.clone(),
+        ssh_passphrase_file: args.ssh_key_passphrase_file.clone(),
+        ca_file: args.source.ca_file.clone(),
+        token_username: args.git_username.clone(),
+    };
+    let git = git_for(&repository, &transport)?.with_lock_fd(lock.fd());
+    crate::worktree::recover(&repository, &git)?;
 
     let message = |plans: &[Plan]| report::commit_message(&changes(&targets, plans), &description);
     let options = CommitOptions {
@@ -199,26 +225,29 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
         remote: &args.repo.remote,
         push: args.push,
         max_push_attempts: args.push_attempts.max(1),
-        ssh_key: args.ssh_key.as_deref(),
+        sign: repo::wants_signing(&git, args.sign),
         limits: args.safety.limits(),
         message: &message,
     };
-    let committed = repo::commit(&repository, &sig, &targets, &options)?;
+    let committed = repo::commit(&repository, &git, &sig, &targets, &options)?;
     let branch = committed.branch.trim_start_matches("refs/heads/");
-    match committed.commit {
-        Some(id) if committed.reused => eprintln!(
-            "{branch} already holds these changes in {id}: no new commit{}",
-            if committed.push_attempts > 0 {
-                ", pushed"
-            } else {
-                ", nothing pushed"
-            }
-        ),
-        Some(id) => eprintln!(
+    match (committed.commit, committed.bot) {
+        (Some(id), _) if committed.reused => {
+            eprintln!("{branch} already holds these changes in {id}: no new commit, nothing pushed")
+        }
+        (Some(id), _) => eprintln!(
             "committed {id} on {branch}{}",
             if args.push { " and pushed" } else { "" }
         ),
-        None => eprintln!("nothing changed: no commit on {branch}"),
+        (None, Some(repo::BotBranch::Deleted)) => eprintln!(
+            "nothing changed from the base: {branch} deleted{}",
+            if args.push {
+                " on the remote, which withdraws its pull request"
+            } else {
+                ""
+            }
+        ),
+        (None, _) => eprintln!("nothing changed: no commit on {branch}"),
     }
 
     // The body reads every changed policy's annotations back from its file:
@@ -237,10 +266,14 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     }
     if let Some(path) = std::env::var_os("GITHUB_OUTPUT").map(PathBuf::from) {
         let sha = committed.commit.map(|c| c.to_string()).unwrap_or_default();
-        append(
-            &path,
-            &format!("changed={}\ncommit={sha}\n", committed.commit.is_some()),
-        )?;
+        // `changed`: the rendered policies differ from the base (a commit
+        // landed, or a pull request proposes one); `bot_branch` says what
+        // this run did to the bot branch.
+        let mut text = format!("changed={}\ncommit={sha}\n", committed.commit.is_some());
+        if let Some(bot) = committed.bot {
+            text.push_str(&format!("bot_branch={}\n", bot.as_str()));
+        }
+        append(&path, &text)?;
     }
     if let (Some(path), Some(body)) = (step_summary, &body) {
         append(&path, body)?;
@@ -255,7 +288,7 @@ pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
     let (targets, failures, _) = render_targets(&args.source, &args.repo, &consumers)?;
     let base = match &args.repo.base {
         Some(b) => Some(repo::resolve_base(&repository, b, &args.repo.remote)?),
-        None => repo::head_branch(&repository)?.1,
+        None => repo::head(&repository)?.tip(),
     };
     let base = base
         .map(|id| repository.find_commit(id))

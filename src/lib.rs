@@ -12,6 +12,8 @@ pub mod cli;
 pub mod commands;
 pub mod consumer;
 pub mod error;
+pub mod fsutil;
+pub mod gitcli;
 pub mod gitops;
 pub mod guard;
 pub mod identity;

@@ -28,7 +28,7 @@ use crate::render::KUSTOMIZATION;
 
 /// Suffix of the temporary files and directories a run writes; left-overs of
 /// a killed run are recognised by it and cleared by the next one.
-const TEMP_SUFFIX: &str = ".ipr-tmp";
+use crate::fsutil::TEMP_SUFFIX;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {action} {}: {source}", path.display())]
@@ -344,13 +344,7 @@ pub(crate) fn in_parallel<T: Sync, E: Send>(
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    let name = path
-        .file_name()
-        .expect("plan paths are file names")
-        .to_string_lossy();
-    let temp = path.with_file_name(format!(".{name}{TEMP_SUFFIX}"));
-    fs::write(&temp, bytes).map_err(err("write", &temp))?;
-    fs::rename(&temp, path).map_err(err("replace", path))
+    crate::fsutil::write_atomic(path, bytes).map_err(err("write", path))
 }
 
 fn clear_temporaries(dir: &Path) -> Result<(), OutputError> {

@@ -2,25 +2,24 @@
 //! straight into the object database, commit, update the branch, push, and
 //! when another pipeline pushed first, rebuild on the new tip and try again.
 //!
-//! Blobs and trees go into the object database directly (no index, no
-//! working-tree round trip), which is what makes a 10,000-policy commit
-//! cheap. Only when the commit lands on the checked-out branch is the working
-//! tree brought along, with a "safe" checkout of the changed paths: files
-//! that did not change, and local edits elsewhere, are left alone.
+//! Blobs and trees go into the object database directly through libgit2
+//! (no index, no working-tree round trip), which is what makes a
+//! 10,000-policy commit cheap. Everything that must follow the user's git
+//! configuration goes through the git command line ([`crate::gitcli`]): the
+//! commit itself (signing), the remote (credentials, trust, proxies, push
+//! URLs), and the working tree of the checked-out branch
+//! ([`crate::worktree`]), which git brings along by its own checkout rules.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use git2::build::TreeUpdateBuilder;
-use git2::{
-    Commit, Cred, CredentialType, ErrorCode, FetchOptions, FileMode, ObjectType, Oid, PushOptions,
-    RemoteCallbacks, Repository, Signature, Tree,
-};
+use git2::{Commit, ErrorCode, FileMode, ObjectType, Oid, Repository, Signature, Tree};
 
+use crate::gitcli::{Failure, Git};
 use crate::plan::{plan, plan_without_removals, ChangeKind, Existing, Plan, PlanError};
 use crate::render::RenderedTree;
-use crate::worktree::Transition;
 
 /// One cluster's rendered directory and where it goes in the repository.
 #[derive(Debug, Clone)]
@@ -65,7 +64,7 @@ pub enum GitError {
     NotADirectory(String),
     #[error("{} is not inside a git working tree: --flux and --argo write paths relative to the repository root, so --out must be a directory of a repository", .0.display())]
     NotInWorktree(PathBuf),
-    #[error("HEAD is detached: check out a branch, or commit to a bot branch with --branch")]
+    #[error("HEAD is detached: name the branch to commit on with --base, or commit to a bot branch with --branch and --base")]
     DetachedHead,
     #[error("base branch {0:?} not found, locally or as a remote-tracking branch")]
     BaseNotFound(String),
@@ -77,14 +76,34 @@ pub enum GitError {
     NoAuthor,
     #[error("--author {0:?} is not of the form \"Name <email>\"")]
     BadAuthor(String),
+    #[error("--branch {branch:?} is checked out in the worktree at {}; git does not move a branch that is checked out, and neither does this tool", worktree.display())]
+    BranchInWorktree { branch: String, worktree: PathBuf },
     #[error("the working tree has local changes to the rendered files; commit or discard them first ({0})")]
     Conflict(String),
+    #[error("git refuses the repository at {path}: it is owned by another user. If you trust it, run: git config --global --add safe.directory {path}", path = .0.display())]
+    Ownership(PathBuf),
+    #[error("authentication to {remote} failed: {message}\nwhere git looked for credentials: {looked}.\nSet GIT_TOKEN to a token that may push (user name from --git-username, default x-access-token), or give git credentials: http.<url>.extraheader (what actions/checkout leaves), a credential.helper, or an SSH remote with --ssh-key")]
+    Auth {
+        remote: String,
+        looked: String,
+        message: String,
+    },
+    #[error("the TLS certificate of {remote} is not trusted: {message}\npass --ca-file with the CA that signed it, or set GIT_SSL_CAINFO or http.sslCAInfo")]
+    Certificate { remote: String, message: String },
+    #[error("SSH to {remote} failed: {message}\ncheck --ssh-key (and --ssh-key-passphrase-file for a key with a passphrase, or an ssh-agent), known_hosts, and GIT_SSH_COMMAND or core.sshCommand")]
+    Ssh { remote: String, message: String },
+    #[error("git could not sign the commit (--sign or commit.gpgsign is set, so an unsigned commit is not made): {0}\ncheck user.signingkey and gpg.format, and that the key is usable without a prompt")]
+    Sign(String),
+    #[error("{path} is under the git filter {filter:?} (.gitattributes): git would store it in another form than the tool writes, and Flux reads it unfiltered. Exempt the policy directory by adding this line at the end of .gitattributes: {line}")]
+    Filtered {
+        path: String,
+        filter: String,
+        line: String,
+    },
     #[error("another insights-policy-render is committing in this repository (it holds a lock on {}); wait for it to finish", .0.display())]
     Busy(PathBuf),
     #[error("{} exists: another git process is using the index, or one was killed while it did. If no git process is running, remove the file and run again", .0.display())]
     IndexLocked(PathBuf),
-    #[error("{} exists: another git process is updating that branch, or one was killed while it did. If no git process is running, remove the file and run again", .0.display())]
-    RefLocked(PathBuf),
     #[error("{} is not a journal this version of insights-policy-render wrote; move it away and check the working tree with git status", .0.display())]
     Journal(PathBuf),
     #[error("an earlier run was interrupted while bringing the working tree to its commit {commit}, and completing that failed: {source} (its journal is {})", journal.display())]
@@ -99,6 +118,12 @@ pub enum GitError {
         commit: Oid,
         #[source]
         source: Box<GitError>,
+    },
+    #[error("{remote} refused the push: {reason}: {message}")]
+    PushRefused {
+        remote: String,
+        reason: String,
+        message: String,
     },
     #[error("the push to {remote} was still refused after {attempts} attempts: {reason}")]
     PushRejected {
@@ -145,10 +170,19 @@ pub fn redact(text: &str) -> String {
     }
 }
 
+/// The repository that holds `path`, found as git finds it (so `--repo`
+/// may name a subdirectory of the working tree).
 pub fn open(path: &Path) -> Result<Repository, GitError> {
-    Repository::open(path).map_err(|e| GitError::Open {
-        path: path.to_owned(),
-        message: redact(e.message()),
+    Repository::discover(path).map_err(|e| {
+        if e.code() == ErrorCode::Owner {
+            let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+            GitError::Ownership(shown)
+        } else {
+            GitError::Open {
+                path: path.to_owned(),
+                message: redact(e.message()),
+            }
+        }
     })
 }
 
@@ -206,21 +240,48 @@ pub fn signature(repo: &Repository, author: Option<&str>) -> Result<Signature<'s
     }
 }
 
-/// The checked-out branch (`refs/heads/...`) and its tip, `None` while the
-/// branch has no commit yet.
-pub fn head_branch(repo: &Repository) -> Result<(String, Option<Oid>), GitError> {
+/// Where HEAD points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// A branch (`refs/heads/...`), with its tip (`None` before its first
+    /// commit).
+    Branch { name: String, tip: Option<Oid> },
+    /// A commit, as GitLab CI and most CI checkouts of a tag or a pull
+    /// request leave it.
+    Detached(Oid),
+}
+
+impl Head {
+    pub fn tip(&self) -> Option<Oid> {
+        match self {
+            Head::Branch { tip, .. } => *tip,
+            Head::Detached(id) => Some(*id),
+        }
+    }
+}
+
+pub fn head(repo: &Repository) -> Result<Head, GitError> {
     let head = repo
         .find_reference("HEAD")
         .map_err(GitError::git("read HEAD"))?;
-    let name = head
-        .symbolic_target()
-        .ok_or(GitError::DetachedHead)?
-        .to_owned();
-    let tip = repo.refname_to_id(&name).ok();
-    Ok((name, tip))
+    match head.symbolic_target() {
+        Some(name) => Ok(Head::Branch {
+            name: name.to_owned(),
+            tip: repo.refname_to_id(name).ok(),
+        }),
+        None => head
+            .target()
+            .map(Head::Detached)
+            .ok_or_else(|| GitError::Git {
+                context: "read HEAD".into(),
+                message: "it points at neither a branch nor a commit".into(),
+            }),
+    }
 }
 
-/// A base branch by name: local first, then `REMOTE/NAME`.
+/// A base branch by name, from local refs: the local branch first, then
+/// `REMOTE/NAME`. (With `--push` the tool reads the base from the remote
+/// instead; see [`Remote::tip`].)
 pub fn resolve_base(repo: &Repository, base: &str, remote: &str) -> Result<Oid, GitError> {
     repo.refname_to_id(&format!("refs/heads/{base}"))
         .or_else(|_| repo.refname_to_id(&format!("refs/remotes/{remote}/{base}")))
@@ -389,9 +450,33 @@ fn build_tree(
     Ok(((tree != baseline.id()).then_some(tree), blobs))
 }
 
+/// What happened to the bot branch (`--branch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BotBranch {
+    /// A new commit: the pull request shows a new change.
+    Updated,
+    /// It already held exactly this change on this base, or there was
+    /// nothing to propose and no branch: nothing was written.
+    Unchanged,
+    /// Insights matches the base again: the branch was deleted, which
+    /// withdraws its pull request.
+    Deleted,
+}
+
+impl BotBranch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BotBranch::Updated => "updated",
+            BotBranch::Unchanged => "unchanged",
+            BotBranch::Deleted => "deleted",
+        }
+    }
+}
+
 /// What `commit` did.
 pub struct Committed {
-    /// The new commit, or `None` when nothing changed.
+    /// The new commit (or the bot branch's, when it already held the
+    /// change), or `None` when nothing changed.
     pub commit: Option<Oid>,
     /// The plans the commit was built from (the last attempt's).
     pub plans: Vec<Plan>,
@@ -400,6 +485,8 @@ pub struct Committed {
     pub push_attempts: u32,
     /// The bot branch already held this change: its commit was kept.
     pub reused: bool,
+    /// With `--branch`: what happened to it.
+    pub bot: Option<BotBranch>,
 }
 
 pub struct CommitOptions<'a> {
@@ -408,392 +495,674 @@ pub struct CommitOptions<'a> {
     pub remote: &'a str,
     pub push: bool,
     pub max_push_attempts: u32,
-    pub ssh_key: Option<&'a Path>,
+    /// Sign the commit (`--sign`, or `commit.gpgsign`).
+    pub sign: bool,
     pub limits: crate::guard::Limits,
     /// The commit message for a set of plans.
     pub message: &'a dyn Fn(&[Plan]) -> String,
 }
 
-/// Commits the targets, on the current branch or a bot branch, and pushes
-/// if asked. A commit is made only when the tree changes.
+/// Commits the targets, on a branch or a bot branch, and pushes if asked.
+/// A commit is made only when the tree changes.
+///
+/// Direct mode (no `--branch`) commits on `--base`, or on the checked-out
+/// branch; only when that branch is the checked-out one does the working
+/// tree follow (a detached CI checkout is left as it is). Bot-branch mode
+/// keeps `--branch` equal to "base plus exactly the current difference":
+/// created or replaced when that changes, left alone when it does not, and
+/// deleted when the difference is gone.
 pub fn commit(
     repo: &Repository,
+    git: &Git,
     sig: &Signature,
     targets: &[Target],
     opts: &CommitOptions,
 ) -> Result<Committed, GitError> {
-    let (head_ref, head_tip) = head_branch(repo)?;
-    let (branch, base_tip, on_head) = match opts.branch {
-        Some(b) => {
-            let refname = format!("refs/heads/{b}");
-            if refname == head_ref {
-                return Err(GitError::BranchCheckedOut(b.to_owned()));
-            }
-            let base = match opts.base {
-                Some(base) => Some(resolve_base(repo, base, opts.remote)?),
-                None => head_tip,
-            };
-            (refname, base, false)
-        }
-        None => (head_ref, head_tip, true),
-    };
-
-    let mut base = base_tip;
-    let mut attempt = 1;
-    loop {
-        let base_commit = base
-            .map(|id| repo.find_commit(id))
-            .transpose()
-            .map_err(GitError::git("read the base commit"))?;
-        let plans = plan_targets(repo, base_commit.as_ref(), targets)?;
-        for (target, plan) in targets.iter().zip(&plans) {
-            crate::guard::check(plan, &opts.limits).map_err(|source| GitError::Guard {
-                path: target.path.clone(),
-                source,
-            })?;
-        }
-        let (tree, blobs) = build_tree(repo, base_commit.as_ref(), targets, &plans)?;
-        let Some(tree) = tree else {
-            // Nothing to add; if a race brought us here, the remote already
-            // has our policies: catch the local branch up with it.
-            if on_head && base != head_tip {
-                move_branch(
-                    repo,
-                    &branch,
-                    head_tip,
-                    base.expect("a remote tip"),
-                    Worktree::Checkout,
-                )?;
-            }
-            return Ok(Committed {
-                commit: None,
-                plans,
-                branch,
-                push_attempts: attempt - 1,
-                reused: false,
-            });
-        };
-        if !on_head {
-            if let Some(pending) = pending_bot_commit(repo, &branch, opts.remote, tree, base) {
-                return reuse_bot_commit(repo, opts, &branch, pending, plans);
-            }
-        }
-        let tree = repo
-            .find_tree(tree)
-            .map_err(GitError::git("read the new tree"))?;
-        let parents: Vec<&Commit> = base_commit.iter().collect();
-        let message = (opts.message)(&plans);
-        let id = repo
-            .commit(None, sig, sig, &message, &tree, &parents)
-            .map_err(GitError::git("create the commit"))?;
-        let worktree = || match (on_head, base == head_tip) {
-            (false, _) => Worktree::Untouched,
-            // The plans are the whole difference from HEAD.
-            (true, true) => Worktree::Planned(targets, &plans, &blobs),
-            // Rebuilt on a remote tip: other pipelines' files change too.
-            (true, false) => Worktree::Checkout,
-        };
-        if !opts.push {
-            move_branch(repo, &branch, head_tip.filter(|_| on_head), id, worktree())?;
-            return Ok(Committed {
-                commit: Some(id),
-                plans,
-                branch,
-                push_attempts: 0,
-                reused: false,
-            });
-        }
-        // The local branch moves only once the push succeeded, so a remote
-        // that refuses or drops the push leaves the repository as it was.
-        // Local edits that would block that move are refused before pushing.
-        if let Worktree::Planned(t, p, b) = worktree() {
-            Transition::planned(&branch, head_tip, id, t, p, b)?.check(repo)?;
-        }
-        let short = branch.trim_start_matches("refs/heads/");
-        let mut pushed = push_commit(repo, opts, id, &branch, on_head)?;
-        if pushed.is_none() && on_head {
-            // A push is only as good as the remote's ref update. Some
-            // transports (the local one among them) do not compare and swap,
-            // so two racing pushes can both "succeed" and one commit is lost.
-            // Whoever finds their commit missing from the tip goes again.
-            let tip = fetch(repo, opts.remote, short, opts.ssh_key)?;
-            let landed = tip == id || repo.graph_descendant_of(tip, id).unwrap_or(false);
-            if !landed {
-                pushed = Some("another push replaced it on the remote".to_owned());
-            }
-        }
-        match pushed {
-            None => {
-                move_branch(repo, &branch, head_tip.filter(|_| on_head), id, worktree())?;
-                return Ok(Committed {
-                    commit: Some(id),
-                    plans,
-                    branch,
-                    push_attempts: attempt,
-                    reused: false,
-                });
-            }
-            Some(reason) if !on_head || attempt >= opts.max_push_attempts => {
-                return Err(GitError::PushRejected {
-                    remote: opts.remote.to_owned(),
-                    attempts: attempt,
-                    reason,
-                })
-            }
-            Some(reason) => {
-                tracing::warn!(
-                    attempt,
-                    "push refused ({reason}); rebuilding on the remote's new tip"
-                );
-                base = Some(fetch(repo, opts.remote, short, opts.ssh_key)?);
-                attempt += 1;
-            }
-        }
+    check_filters(repo, targets)?;
+    let head = head(repo)?;
+    let remote = Remote::new(repo, git, opts.remote);
+    match opts.branch {
+        Some(b) => bot_commit(repo, git, &remote, sig, targets, opts, &head, b),
+        None => direct_commit(repo, git, &remote, sig, targets, opts, &head),
     }
 }
 
-/// The bot branch's commit, local or on the remote, when it already holds
-/// exactly this tree on top of this base: a pull request that is waiting
-/// for review. Committing again would only change the timestamp, and the
-/// force-push would notify every reviewer every run.
-fn pending_bot_commit(
-    repo: &Repository,
-    branch: &str,
-    remote: &str,
-    tree: Oid,
-    base: Option<Oid>,
-) -> Option<Oid> {
-    let short = branch.trim_start_matches("refs/heads/");
-    [format!("refs/remotes/{remote}/{short}"), branch.to_owned()]
-        .iter()
-        .filter_map(|name| repo.refname_to_id(name).ok())
-        .find(|id| {
-            repo.find_commit(*id).is_ok_and(|c| {
-                c.tree_id() == tree
-                    && c.parent_ids().collect::<Vec<_>>() == base.into_iter().collect::<Vec<_>>()
-            })
-        })
-}
-
-/// Points the bot branch at its pending commit again and pushes it unless
-/// the remote-tracking branch shows the remote has it: pushing the commit
-/// a ref already points at leaves the ref, and the pull request, as they are.
-fn reuse_bot_commit(
-    repo: &Repository,
-    opts: &CommitOptions,
-    branch: &str,
-    id: Oid,
-    plans: Vec<Plan>,
-) -> Result<Committed, GitError> {
-    let short = branch.trim_start_matches("refs/heads/");
-    let tracking = format!("refs/remotes/{}/{short}", opts.remote);
-    let mut attempts = 0;
-    if opts.push && repo.refname_to_id(&tracking).ok() != Some(id) {
-        attempts = 1;
-        if let Some(reason) = push_commit(repo, opts, id, branch, false)? {
-            return Err(GitError::PushRejected {
-                remote: opts.remote.to_owned(),
-                attempts,
-                reason,
-            });
-        }
+/// The checked-out branch is refused as a bot branch, here or in another
+/// worktree of the repository, as git refuses to move a branch that is
+/// checked out anywhere.
+fn check_bot_branch(git: &Git, head: &Head, branch: &str) -> Result<(), GitError> {
+    let refname = format!("refs/heads/{branch}");
+    if matches!(head, Head::Branch { name, .. } if *name == refname) {
+        return Err(GitError::BranchCheckedOut(branch.to_owned()));
     }
-    move_branch(repo, branch, None, id, Worktree::Untouched)?;
-    tracing::info!("the bot branch already holds these changes: {id}");
-    Ok(Committed {
-        commit: Some(id),
-        plans,
-        branch: branch.to_owned(),
-        push_attempts: attempts,
-        reused: true,
-    })
-}
-
-/// Pushes commit `id` to `branch` on the remote through a temporary ref
-/// (libgit2 pushes refs, not bare commits), removed again whatever happens.
-/// A bot branch is ours to overwrite; a base branch never is.
-fn push_commit(
-    repo: &Repository,
-    opts: &CommitOptions,
-    id: Oid,
-    branch: &str,
-    on_head: bool,
-) -> Result<Option<String>, GitError> {
-    let pending = format!("{}/pending", crate::worktree::PUSH_REFS);
-    repo.reference(&pending, id, true, "insights-policy-render: push")
-        .map_err(GitError::git("prepare the push"))?;
-    let refspec = format!("{}{pending}:{branch}", if on_head { "" } else { "+" });
-    let result = push(repo, opts.remote, &refspec, opts.ssh_key);
-    if let Ok(mut pending) = repo.find_reference(&pending) {
-        let _ = pending.delete();
-    }
-    result
-}
-
-/// How the working tree follows a moved branch.
-enum Worktree<'a> {
-    /// A bot branch: the checked-out tree is not its business.
-    Untouched,
-    /// Everything that differs between the old and new commits (after a
-    /// rebuild on a remote tip, other pipelines' files change too).
-    Checkout,
-    /// Exactly the planned files, written in parallel, and their index
-    /// entries: the fast path for a first attempt, where the plans are the
-    /// whole difference between HEAD and the new commit.
-    Planned(&'a [Target], &'a [Plan], &'a [Oid]),
-}
-
-/// Points `branch` at `new`, only if it still points at `old` (another
-/// process moving it meanwhile makes this fail rather than lose its commit).
-/// For the checked-out branch, the working tree and index follow, through
-/// a journal that lets the next run finish the job if this one is killed.
-fn move_branch(
-    repo: &Repository,
-    branch: &str,
-    old: Option<Oid>,
-    new: Oid,
-    worktree: Worktree,
-) -> Result<(), GitError> {
-    let transition = match worktree {
-        Worktree::Untouched => None,
-        Worktree::Checkout => Some(Transition::between(repo, branch, old, new)?),
-        Worktree::Planned(targets, plans, blobs) => Some(Transition::planned(
-            branch, old, new, targets, plans, blobs,
-        )?),
-    };
-    if let Some(t) = &transition {
-        // Local edits refuse the move before anything changes.
-        t.check(repo)?;
-        crate::worktree::write_journal(repo, t)?;
-    }
-    let log = "insights-policy-render: update Kyverno policies";
-    let result = match (transition.is_some(), old) {
-        (true, Some(old)) => repo.reference_matching(branch, new, true, old, log),
-        (true, None) => repo.reference(branch, new, false, log),
-        // The bot branch is recreated from the base on every run.
-        (false, _) => repo.reference(branch, new, true, log),
-    };
-    if let Err(e) = result {
-        if transition.is_some() {
-            crate::worktree::remove_journal(repo)?;
-        }
-        return Err(GitError::git(format!("update {branch}"))(e));
-    }
-    if let Some(t) = transition {
-        t.apply(repo).map_err(|source| GitError::Incomplete {
-            commit: new,
-            source: Box::new(source),
+    let list = git
+        .run(["worktree", "list", "--porcelain"])
+        .map_err(|f| GitError::Git {
+            context: "list the repository's worktrees".into(),
+            message: f.stderr,
         })?;
-        crate::worktree::remove_journal(repo)?;
+    let mut path = "";
+    for line in list.lines() {
+        if let Some(p) = line.strip_prefix("worktree ") {
+            path = p;
+        } else if line.strip_prefix("branch ") == Some(refname.as_str()) {
+            return Err(GitError::BranchInWorktree {
+                branch: branch.to_owned(),
+                worktree: PathBuf::from(path),
+            });
+        }
     }
     Ok(())
 }
 
-fn callbacks<'a>(ssh_key: Option<&'a Path>) -> RemoteCallbacks<'a> {
-    let mut cbs = RemoteCallbacks::new();
-    let tries = RefCell::new(0);
-    cbs.credentials(move |_url, username, allowed| {
-        *tries.borrow_mut() += 1;
-        if *tries.borrow() > 3 {
-            return Err(git2::Error::from_str(
-                "authentication failed (check GIT_TOKEN, --ssh-key or the SSH agent)",
-            ));
-        }
-        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-            if let Ok(token) = std::env::var("GIT_TOKEN") {
-                return Cred::userpass_plaintext("x-access-token", &token);
+/// Plans every target against `base`, applies the guard, and writes the
+/// new tree (`None`: no difference from the base).
+fn prepare(
+    repo: &Repository,
+    targets: &[Target],
+    opts: &CommitOptions,
+    base: Option<Oid>,
+) -> Result<(Vec<Plan>, Option<Oid>), GitError> {
+    let base_commit = base
+        .map(|id| repo.find_commit(id))
+        .transpose()
+        .map_err(GitError::git("read the base commit"))?;
+    let plans = plan_targets(repo, base_commit.as_ref(), targets)?;
+    for (target, plan) in targets.iter().zip(&plans) {
+        crate::guard::check(plan, &opts.limits).map_err(|source| GitError::Guard {
+            path: target.path.clone(),
+            source,
+        })?;
+    }
+    let (tree, _) = build_tree(repo, base_commit.as_ref(), targets, &plans)?;
+    Ok((plans, tree))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bot_commit(
+    repo: &Repository,
+    git: &Git,
+    remote: &Remote,
+    sig: &Signature,
+    targets: &[Target],
+    opts: &CommitOptions,
+    head: &Head,
+    name: &str,
+) -> Result<Committed, GitError> {
+    check_bot_branch(git, head, name)?;
+    let branch = format!("refs/heads/{name}");
+    let base = match opts.base {
+        Some(b) if opts.push => Some(
+            remote
+                .fetch_tip(b)?
+                .ok_or_else(|| GitError::BaseNotFound(b.to_owned()))?,
+        ),
+        Some(b) => Some(resolve_base(repo, b, opts.remote)?),
+        None => head.tip(),
+    };
+    let mut attempt = 1;
+    loop {
+        // The bot branch as it is where it matters: on the remote when
+        // pushing (a single-branch CI clone has no remote-tracking ref for
+        // it), else the local branch.
+        let current = if opts.push {
+            remote.tip(name)?
+        } else {
+            repo.refname_to_id(&branch).ok()
+        };
+        let (plans, tree) = prepare(repo, targets, opts, base)?;
+        let done = |commit, reused, bot, attempts| Committed {
+            commit,
+            plans: plans.clone(),
+            branch: branch.clone(),
+            push_attempts: attempts,
+            reused,
+            bot: Some(bot),
+        };
+        let Some(tree) = tree else {
+            // Nothing to propose: a branch still proposing an old change is
+            // withdrawn, so no one merges it.
+            let Some(tip) = current else {
+                delete_local_branch(repo, &branch)?;
+                return Ok(done(None, false, BotBranch::Unchanged, 0));
+            };
+            if opts.push {
+                match remote.push(&format!(":{branch}"), Some((&branch, Some(tip))))? {
+                    Pushed::Yes => {}
+                    Pushed::Rejected(reason) if attempt < opts.max_push_attempts => {
+                        retry(attempt, &reason);
+                        attempt += 1;
+                        continue;
+                    }
+                    Pushed::Rejected(reason) => return Err(remote.rejected(attempt, reason)),
+                }
+            }
+            delete_local_branch(repo, &branch)?;
+            return Ok(done(None, false, BotBranch::Deleted, attempt));
+        };
+        if let Some(tip) = current {
+            if opts.push {
+                remote.fetch_into_odb(name, tip)?;
+            }
+            if holds(repo, tip, tree, base) {
+                set_local_branch(repo, &branch, tip)?;
+                tracing::info!("the bot branch already holds these changes: {tip}");
+                return Ok(done(Some(tip), true, BotBranch::Unchanged, 0));
             }
         }
-        if allowed.contains(CredentialType::SSH_KEY) {
-            let user = username.unwrap_or("git");
-            return match ssh_key {
-                Some(key) => Cred::ssh_key(user, None, key, None),
-                None => Cred::ssh_key_from_agent(user),
-            };
+        let message = (opts.message)(&plans);
+        let id = commit_tree(git, tree, base, &message, sig, opts.sign)?;
+        if opts.push {
+            match remote.push(&format!("{id}:{branch}"), Some((&branch, current)))? {
+                Pushed::Yes => {}
+                Pushed::Rejected(reason) if attempt < opts.max_push_attempts => {
+                    // Another run replaced the bot branch meanwhile: look again.
+                    retry(attempt, &reason);
+                    attempt += 1;
+                    continue;
+                }
+                Pushed::Rejected(reason) => return Err(remote.rejected(attempt, reason)),
+            }
         }
-        Cred::default()
-    });
-    cbs
+        set_local_branch(repo, &branch, id)?;
+        return Ok(done(
+            Some(id),
+            false,
+            BotBranch::Updated,
+            if opts.push { attempt } else { 0 },
+        ));
+    }
 }
 
-/// The named remote's URL as an anonymous remote: one without fetch
-/// refspecs, so that neither a push nor a fetch writes the user's
-/// remote-tracking refs (or FETCH_HEAD, tags). Every ref a run writes is
-/// then one whose lock file a killed run can be proven to have left.
-fn anonymous<'r>(
-    repo: &'r Repository,
-    remote: &str,
-    for_push: bool,
-) -> Result<git2::Remote<'r>, GitError> {
-    let named = repo
-        .find_remote(remote)
-        .map_err(GitError::git(format!("find remote {remote:?}")))?;
-    let url = if for_push {
-        named.pushurl().or(named.url())
-    } else {
-        named.url()
+fn direct_commit(
+    repo: &Repository,
+    git: &Git,
+    remote: &Remote,
+    sig: &Signature,
+    targets: &[Target],
+    opts: &CommitOptions,
+    head: &Head,
+) -> Result<Committed, GitError> {
+    // The branch to commit on: --base, else the checked-out one.
+    let (branch, on_head) = match (opts.base, head) {
+        (Some(b), Head::Branch { name, .. }) => {
+            let refname = format!("refs/heads/{b}");
+            let on_head = *name == refname;
+            (refname, on_head)
+        }
+        (Some(b), Head::Detached(_)) => (format!("refs/heads/{b}"), false),
+        (None, Head::Branch { name, .. }) => (name.clone(), true),
+        (None, Head::Detached(_)) => return Err(GitError::DetachedHead),
     };
-    let url = url.ok_or_else(|| GitError::Git {
-        context: format!("find remote {remote:?}"),
-        message: "it has no URL (or one that is not UTF-8)".into(),
-    })?;
-    repo.remote_anonymous(url)
-        .map_err(GitError::git(format!("find remote {remote:?}")))
-}
-
-/// Pushes; `Ok(Some(reason))` when the remote refused because it moved.
-fn push(
-    repo: &Repository,
-    remote: &str,
-    refspec: &str,
-    ssh_key: Option<&Path>,
-) -> Result<Option<String>, GitError> {
-    let mut remote_handle = anonymous(repo, remote, true)?;
-    let rejected: RefCell<Option<String>> = RefCell::new(None);
-    let mut cbs = callbacks(ssh_key);
-    cbs.push_update_reference(|_refname, status| {
-        if let Some(status) = status {
-            *rejected.borrow_mut() = Some(status.to_owned());
+    let short = branch.trim_start_matches("refs/heads/").to_owned();
+    let head_tip = head.tip().filter(|_| on_head);
+    let local_tip = repo.refname_to_id(&branch).ok();
+    let mut base = if on_head {
+        head_tip
+    } else if opts.push {
+        Some(
+            remote
+                .fetch_tip(&short)?
+                .ok_or_else(|| GitError::BaseNotFound(short.clone()))?,
+        )
+    } else {
+        Some(resolve_base(repo, &short, opts.remote)?)
+    };
+    let mut attempt = 1;
+    loop {
+        let (plans, tree) = prepare(repo, targets, opts, base)?;
+        let committed = |commit, attempts| Committed {
+            commit,
+            plans: plans.clone(),
+            branch: branch.clone(),
+            push_attempts: attempts,
+            reused: false,
+            bot: None,
+        };
+        let Some(tree) = tree else {
+            // Nothing to add; if a race brought us here, the remote already
+            // has our policies: catch the local branch up with it.
+            if base != local_tip {
+                follow(
+                    repo,
+                    git,
+                    &branch,
+                    on_head,
+                    local_tip,
+                    base.expect("a remote tip"),
+                )?;
+            }
+            return Ok(committed(None, attempt - 1));
+        };
+        let message = (opts.message)(&plans);
+        let id = commit_tree(git, tree, base, &message, sig, opts.sign)?;
+        if !opts.push {
+            follow(repo, git, &branch, on_head, local_tip, id)?;
+            return Ok(committed(Some(id), 0));
         }
-        Ok(())
-    });
-    let mut options = PushOptions::new();
-    options.remote_callbacks(cbs);
-    let result = remote_handle.push(&[refspec], Some(&mut options));
-    drop(options);
-    match result {
-        Ok(()) => Ok(rejected.into_inner().map(|r| redact(&r))),
-        Err(e) if e.code() == ErrorCode::NotFastForward => Ok(Some(redact(e.message()))),
-        Err(e) => Err(GitError::git(format!("push to {remote}"))(e)),
+        // The local branch moves only once the push succeeded, so a remote
+        // that refuses or drops the push leaves the repository as it was;
+        // local edits that would block that move refuse the run first.
+        if on_head {
+            crate::worktree::check(git, local_tip, id)?;
+        }
+        match remote.push(&format!("{id}:{branch}"), None)? {
+            Pushed::Yes => {
+                follow(repo, git, &branch, on_head, local_tip, id)?;
+                return Ok(committed(Some(id), attempt));
+            }
+            Pushed::Rejected(reason) if attempt < opts.max_push_attempts => {
+                retry(attempt, &reason);
+                tracing::warn!(
+                    attempt,
+                    "push refused ({reason}); rebuilding on the remote's new tip"
+                );
+                base = Some(
+                    remote
+                        .fetch_tip(&short)?
+                        .ok_or_else(|| GitError::BaseNotFound(short.clone()))?,
+                );
+                attempt += 1;
+            }
+            Pushed::Rejected(reason) => return Err(remote.rejected(attempt, reason)),
+        }
     }
 }
 
-/// Fetches one branch of `remote`; returns its tip. The objects stay; the
-/// temporary ref that brought them is removed again.
-fn fetch(
+/// Brings the local branch to `new`: the checked-out one with its working
+/// tree and index; another only when that is a fast-forward (a local branch
+/// with commits of its own is the user's, and is left alone).
+fn follow(
     repo: &Repository,
-    remote: &str,
+    git: &Git,
     branch: &str,
-    ssh_key: Option<&Path>,
-) -> Result<Oid, GitError> {
-    let mut remote_handle = anonymous(repo, remote, false)?;
-    let fetched = format!("{}/fetched", crate::worktree::PUSH_REFS);
-    let refspec = format!("+refs/heads/{branch}:{fetched}");
-    let mut options = FetchOptions::new();
-    options
-        .remote_callbacks(callbacks(ssh_key))
-        .update_fetchhead(false)
-        .download_tags(git2::AutotagOption::None);
-    remote_handle
-        .fetch(&[refspec.as_str()], Some(&mut options), None)
-        .map_err(GitError::git(format!("fetch {branch} from {remote}")))?;
-    let tip = repo
-        .refname_to_id(&fetched)
-        .map_err(GitError::git(format!("fetch {branch} from {remote}")))?;
-    if let Ok(mut r) = repo.find_reference(&fetched) {
-        let _ = r.delete();
+    on_head: bool,
+    old: Option<Oid>,
+    new: Oid,
+) -> Result<(), GitError> {
+    if on_head {
+        let journal = crate::worktree::Journal {
+            branch: branch.to_owned(),
+            old,
+            new,
+        };
+        return crate::worktree::move_checked_out(repo, git, &journal);
     }
-    Ok(tip)
+    match old {
+        None => Ok(()),
+        Some(old) if old == new => Ok(()),
+        Some(old) if repo.graph_descendant_of(new, old).unwrap_or(false) => git
+            .run([
+                "update-ref",
+                "-m",
+                "insights-policy-render: update Kyverno policies",
+                branch,
+                &new.to_string(),
+                &old.to_string(),
+            ])
+            .map(drop)
+            .map_err(|f| GitError::Git {
+                context: format!("update {branch}"),
+                message: f.stderr,
+            }),
+        Some(_) => {
+            tracing::warn!("the local {branch} has commits the remote does not; left as it is");
+            Ok(())
+        }
+    }
+}
+
+/// Does `commit` hold exactly `tree` on top of `base`?
+fn holds(repo: &Repository, commit: Oid, tree: Oid, base: Option<Oid>) -> bool {
+    repo.find_commit(commit).is_ok_and(|c| {
+        c.tree_id() == tree
+            && c.parent_ids().collect::<Vec<_>>() == base.into_iter().collect::<Vec<_>>()
+    })
+}
+
+fn set_local_branch(repo: &Repository, branch: &str, id: Oid) -> Result<(), GitError> {
+    if repo.refname_to_id(branch).ok() == Some(id) {
+        return Ok(());
+    }
+    repo.reference(branch, id, true, "insights-policy-render: bot branch")
+        .map(drop)
+        .map_err(GitError::git(format!("update {branch}")))
+}
+
+fn delete_local_branch(repo: &Repository, branch: &str) -> Result<(), GitError> {
+    match repo.find_reference(branch) {
+        Ok(mut r) => r
+            .delete()
+            .map_err(GitError::git(format!("delete {branch}"))),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Waits before another attempt: exponential, with jitter, so that
+/// pipelines that collided once do not collide again in lockstep.
+fn retry(attempt: u32, reason: &str) {
+    use std::hash::BuildHasher;
+    let ceiling = Duration::from_millis(200).saturating_mul(1 << attempt.min(5));
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    let wait = ceiling / 2 + ceiling.mul_f64((random % 1000) as f64 / 2000.0);
+    tracing::debug!(
+        attempt,
+        ?wait,
+        "push refused ({reason}); waiting before the next attempt"
+    );
+    std::thread::sleep(wait);
+}
+
+/// Creates the commit with `git commit-tree`, so that signing follows the
+/// user's configuration (`gpg.format`, `user.signingkey`) exactly as
+/// `git commit` would.
+fn commit_tree(
+    git: &Git,
+    tree: Oid,
+    parent: Option<Oid>,
+    message: &str,
+    sig: &Signature,
+    sign: bool,
+) -> Result<Oid, GitError> {
+    let tree = tree.to_string();
+    let parent = parent.map(|p| p.to_string());
+    let mut args = vec!["commit-tree", tree.as_str()];
+    if let Some(p) = &parent {
+        args.extend(["-p", p.as_str()]);
+    }
+    if sign {
+        args.push("-S");
+    }
+    args.extend(["-F", "-"]);
+    let name = sig.name().unwrap_or_default();
+    let email = sig.email().unwrap_or_default();
+    let env = [
+        ("GIT_AUTHOR_NAME", name),
+        ("GIT_AUTHOR_EMAIL", email),
+        ("GIT_COMMITTER_NAME", name),
+        ("GIT_COMMITTER_EMAIL", email),
+    ];
+    let out = git
+        .run_env(args, &env, Some(message.as_bytes()))
+        .map_err(|f| {
+            if sign {
+                GitError::Sign(f.stderr)
+            } else {
+                GitError::Git {
+                    context: "create the commit".into(),
+                    message: f.stderr,
+                }
+            }
+        })?;
+    Oid::from_str(out.trim()).map_err(|_| GitError::Git {
+        context: "create the commit".into(),
+        message: format!("git commit-tree printed {out:?}"),
+    })
+}
+
+/// Should commits be signed? `--sign`, or git's own `commit.gpgsign`.
+pub fn wants_signing(git: &Git, flag: bool) -> bool {
+    flag || git
+        .run(["config", "--type=bool", "--get", "commit.gpgsign"])
+        .is_ok_and(|v| v.trim() == "true")
+}
+
+/// A rendered file under a clean/smudge filter (git-lfs tracking `*.yaml`,
+/// say) would be committed as its content while git expects the filtered
+/// form: `git status` would show it modified after every run, and Flux,
+/// which does not run filters, would read pointer files. Refused, naming
+/// the line that exempts the policy directory.
+fn check_filters(repo: &Repository, targets: &[Target]) -> Result<(), GitError> {
+    if repo.workdir().is_none() {
+        return Ok(());
+    }
+    for target in targets {
+        for name in target.tree.files.keys() {
+            let path = format!("{}/{name}", target.path);
+            let value = repo
+                .get_attr(
+                    Path::new(&path),
+                    "filter",
+                    git2::AttrCheckFlags::FILE_THEN_INDEX,
+                )
+                .map_err(GitError::git(format!("read the attributes of {path}")))?;
+            let filter = match git2::AttrValue::from_string(value) {
+                git2::AttrValue::String(s) => Some(s.to_owned()),
+                git2::AttrValue::True => Some("(set)".to_owned()),
+                _ => None,
+            };
+            if let Some(filter) = filter {
+                return Err(GitError::Filtered {
+                    path,
+                    filter,
+                    line: format!("/{}/** -filter -diff -merge", target.path),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The result of a push that reached the remote.
+enum Pushed {
+    Yes,
+    /// Refused because the remote branch is not what we expected (another
+    /// pipeline pushed first): worth rebuilding and trying again.
+    Rejected(String),
+}
+
+/// The remote, through git: the URL pushes go to (after `pushurl` and
+/// `pushInsteadOf`) is also the one read, since it is the repository
+/// the tool writes to.
+struct Remote<'a> {
+    repo: &'a Repository,
+    git: &'a Git,
+    name: &'a str,
+}
+
+impl<'a> Remote<'a> {
+    fn new(repo: &'a Repository, git: &'a Git, name: &'a str) -> Self {
+        Remote { repo, git, name }
+    }
+
+    fn url(&self) -> Result<String, GitError> {
+        self.git
+            .run(["remote", "get-url", "--push", self.name])
+            .map(|u| u.trim().to_owned())
+            .map_err(|f| GitError::Git {
+                context: format!("find remote {:?}", self.name),
+                message: f.stderr,
+            })
+    }
+
+    fn error(&self, context: String, f: Failure) -> GitError {
+        let url = self
+            .url()
+            .map(|u| redact(&u))
+            .unwrap_or_else(|_| self.name.to_owned());
+        classify(self.git, &url, context, f)
+    }
+
+    fn rejected(&self, attempts: u32, reason: String) -> GitError {
+        GitError::PushRejected {
+            remote: self.name.to_owned(),
+            attempts,
+            reason,
+        }
+    }
+
+    /// The remote's tip of `branch`, `None` when it has no such branch.
+    fn tip(&self, branch: &str) -> Result<Option<Oid>, GitError> {
+        let url = self.url()?;
+        let refname = format!("refs/heads/{branch}");
+        let out = self
+            .git
+            .run(["ls-remote", "--refs", url.as_str(), refname.as_str()])
+            .map_err(|f| self.error(format!("read {branch} from {}", self.name), f))?;
+        Ok(out.lines().find_map(|l| {
+            let (id, name) = l.split_once('\t')?;
+            (name == refname).then(|| Oid::from_str(id).ok()).flatten()
+        }))
+    }
+
+    /// Fetches `branch` and returns its tip (`None`: no such branch).
+    fn fetch_tip(&self, branch: &str) -> Result<Option<Oid>, GitError> {
+        let Some(tip) = self.tip(branch)? else {
+            return Ok(None);
+        };
+        self.fetch_into_odb(branch, tip)?;
+        Ok(Some(tip))
+    }
+
+    /// Makes sure the object database has `tip`, the remote's tip of
+    /// `branch`, fetching that one ref if not. The objects stay; the
+    /// temporary ref that brought them goes. In a shallow clone only the
+    /// tip is fetched, not the history behind it.
+    fn fetch_into_odb(&self, branch: &str, tip: Oid) -> Result<(), GitError> {
+        if self.repo.find_commit(tip).is_ok() {
+            return Ok(());
+        }
+        let url = self.url()?;
+        let temp = format!("{}/fetch", crate::worktree::TEMP_REFS);
+        let refspec = format!("+refs/heads/{branch}:{temp}");
+        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
+        if self.repo.is_shallow() {
+            args.push("--depth=1");
+        }
+        args.extend([url.as_str(), refspec.as_str()]);
+        let result = self.git.run(args);
+        let _ = self.git.run(["update-ref", "-d", temp.as_str()]);
+        result.map_err(|f| self.error(format!("fetch {branch} from {}", self.name), f))?;
+        Ok(())
+    }
+
+    /// Pushes one refspec to the named remote, so that every setting of
+    /// that remote applies. With a lease, the remote branch must still be
+    /// at the given commit (or absent) for the push to land.
+    fn push(&self, refspec: &str, lease: Option<(&str, Option<Oid>)>) -> Result<Pushed, GitError> {
+        let lease = lease.map(|(branch, expected)| {
+            format!(
+                "--force-with-lease={branch}:{}",
+                expected.map(|e| e.to_string()).unwrap_or_default()
+            )
+        });
+        let mut args = vec!["push", "--porcelain", "--quiet"];
+        if let Some(l) = &lease {
+            args.push(l);
+        }
+        args.extend([self.name, refspec]);
+        match self.git.run(args) {
+            Ok(_) => Ok(Pushed::Yes),
+            Err(f) => {
+                // --porcelain reports each ref on stdout: "!<TAB>from:to<TAB>[rejected] (why)".
+                let refused = f.stdout.lines().find_map(|l| {
+                    let mut parts = l.split('\t');
+                    (parts.next() == Some("!"))
+                        .then(|| parts.nth(1).unwrap_or("rejected").to_owned())
+                });
+                match refused {
+                    Some(reason) if retryable(&reason) => Ok(Pushed::Rejected(reason)),
+                    Some(reason) => Err(GitError::PushRefused {
+                        remote: self.name.to_owned(),
+                        reason,
+                        message: f.stderr,
+                    }),
+                    None => Err(self.error(format!("push to {}", self.name), f)),
+                }
+            }
+        }
+    }
+}
+
+/// A refusal that means "the branch moved": another pipeline was first.
+fn retryable(reason: &str) -> bool {
+    [
+        "fetch first",
+        "non-fast-forward",
+        "stale info",
+        "cannot lock ref",
+        "failed to update ref",
+    ]
+    .iter()
+    .any(|r| reason.contains(r))
+}
+
+/// A failed remote operation, as an error that says what to set.
+fn classify(git: &Git, url: &str, context: String, f: Failure) -> GitError {
+    let s = f.stderr.as_str();
+    let any = |needles: &[&str]| needles.iter().any(|n| s.contains(n));
+    if any(&["dubious ownership"]) {
+        let path = s
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("git config --global --add safe.directory ")
+            })
+            .unwrap_or(".");
+        return GitError::Ownership(PathBuf::from(path));
+    }
+    if any(&[
+        "SSL certificate problem",
+        "server certificate verification failed",
+        "certificate verify failed",
+        "self-signed certificate",
+        "self signed certificate",
+        "unable to get local issuer certificate",
+    ]) {
+        return GitError::Certificate {
+            remote: url.to_owned(),
+            message: s.to_owned(),
+        };
+    }
+    if any(&[
+        "passphrase",
+        "Load key",
+        "Permission denied (publickey",
+        "Host key verification failed",
+    ]) {
+        return GitError::Ssh {
+            remote: url.to_owned(),
+            message: s.to_owned(),
+        };
+    }
+    if any(&[
+        "Authentication failed",
+        "could not read Username",
+        "could not read Password",
+        "terminal prompts disabled",
+        "HTTP Basic: Access denied",
+        "returned error: 401",
+        "returned error: 403",
+        "Invalid username or password",
+    ]) {
+        return GitError::Auth {
+            remote: url.to_owned(),
+            looked: credential_sources(git, url),
+            message: s.to_owned(),
+        };
+    }
+    GitError::Git {
+        context,
+        message: s.to_owned(),
+    }
+}
+
+/// Where git could have found credentials, without any of their values.
+fn credential_sources(git: &Git, url: &str) -> String {
+    let token = match std::env::var_os("GIT_TOKEN") {
+        Some(t) if !t.is_empty() => "GIT_TOKEN is set",
+        _ => "GIT_TOKEN is not set",
+    };
+    let headers = git.config_regexp(r"^http\..*extraheader$").len();
+    let helpers = git.config_regexp(r"^credential\..*helper$").len();
+    let userinfo = if url.contains("<redacted>@") {
+        "has"
+    } else {
+        "has no"
+    };
+    format!(
+        "{token}; {headers} http.<url>.extraheader setting(s); {helpers} credential.helper setting(s); the URL {userinfo} user info"
+    )
 }
 
 #[cfg(test)]
@@ -811,5 +1180,12 @@ mod tests {
             "ssh://<redacted>@host/x and more"
         );
         assert_eq!(redact("no url here"), "no url here");
+    }
+
+    #[test]
+    fn a_push_refused_because_the_branch_moved_is_retried() {
+        assert!(retryable("[rejected] (fetch first)"));
+        assert!(retryable("[rejected] (stale info)"));
+        assert!(!retryable("[remote rejected] (pre-receive hook declined)"));
     }
 }

@@ -282,7 +282,7 @@ fn bot_branch_for_a_pull_request() {
     let sha = git(&s.remote, &["rev-parse", "insights/kyverno-policies"]);
     assert_eq!(
         std::fs::read_to_string(&gh_output).unwrap(),
-        format!("changed=true\ncommit={sha}")
+        format!("changed=true\ncommit={sha}bot_branch=updated\n")
     );
 
     // A run with the same policies, while the pull request waits, keeps
@@ -304,7 +304,7 @@ fn bot_branch_for_a_pull_request() {
         );
         assert_eq!(
             std::fs::read_to_string(&output).unwrap(),
-            format!("changed=true\ncommit={sha}")
+            format!("changed=true\ncommit={sha}bot_branch=unchanged\n")
         );
         std::fs::remove_file(&output).unwrap();
     }
