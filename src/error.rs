@@ -106,6 +106,7 @@ impl Error {
                 GitError::NoAuthor
                 | GitError::BadAuthor(_)
                 | GitError::BranchCheckedOut(_)
+                | GitError::BranchInWorktree { .. }
                 | GitError::BaseNotFound(_)
                 | GitError::DetachedHead,
             ) => exit::USAGE,

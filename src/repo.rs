@@ -518,7 +518,7 @@ pub fn commit(
     targets: &[Target],
     opts: &CommitOptions,
 ) -> Result<Committed, GitError> {
-    check_filters(repo, targets)?;
+    check_filters(repo, git, targets)?;
     let head = head(repo)?;
     let remote = Remote::new(repo, git, opts.remote);
     match opts.branch {
@@ -912,33 +912,41 @@ pub fn wants_signing(git: &Git, flag: bool) -> bool {
 /// form: `git status` would show it modified after every run, and Flux,
 /// which does not run filters, would read pointer files. Refused, naming
 /// the line that exempts the policy directory.
-fn check_filters(repo: &Repository, targets: &[Target]) -> Result<(), GitError> {
+fn check_filters(repo: &Repository, git: &Git, targets: &[Target]) -> Result<(), GitError> {
     if repo.workdir().is_none() {
         return Ok(());
     }
+    // One `git check-attr` for every path: git's own reading of every
+    // .gitattributes (and of the index, split or sparse as it may be).
+    let mut input = Vec::new();
     for target in targets {
         for name in target.tree.files.keys() {
-            let path = format!("{}/{name}", target.path);
-            let value = repo
-                .get_attr(
-                    Path::new(&path),
-                    "filter",
-                    git2::AttrCheckFlags::FILE_THEN_INDEX,
-                )
-                .map_err(GitError::git(format!("read the attributes of {path}")))?;
-            let filter = match git2::AttrValue::from_string(value) {
-                git2::AttrValue::String(s) => Some(s.to_owned()),
-                git2::AttrValue::True => Some("(set)".to_owned()),
-                _ => None,
-            };
-            if let Some(filter) = filter {
-                return Err(GitError::Filtered {
-                    path,
-                    filter,
-                    line: format!("/{}/** -filter -diff -merge", target.path),
-                });
-            }
+            input.extend_from_slice(format!("{}/{name}", target.path).as_bytes());
+            input.push(0);
         }
+    }
+    let out = git
+        .run_with_input(["check-attr", "-z", "--stdin", "filter"], Some(&input))
+        .map_err(|f| GitError::Git {
+            context: "read .gitattributes".into(),
+            message: f.stderr,
+        })?;
+    // -z: path NUL attribute NUL value NUL, for each path.
+    let fields: Vec<&str> = out.split('\0').collect();
+    for record in fields.chunks_exact(3) {
+        let [path, _, value] = record else { continue };
+        if matches!(*value, "unspecified" | "unset") {
+            continue;
+        }
+        let dir = targets
+            .iter()
+            .find(|t| path.starts_with(&format!("{}/", t.path)))
+            .map_or("", |t| t.path.as_str());
+        return Err(GitError::Filtered {
+            path: (*path).to_owned(),
+            filter: (*value).to_owned(),
+            line: format!("/{dir}/** -filter -diff -merge"),
+        });
     }
     Ok(())
 }
