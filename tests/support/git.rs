@@ -28,44 +28,71 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 /// real receive-pack, which updates the branch only if it still points
 /// where the pusher saw it. (libgit2's local-path transport overwrites the
 /// ref without that check, so racing pushes to a plain path can lose a
-/// commit whatever the client does.)
-pub struct Daemon(std::process::Child, pub String);
+/// commit whatever the client does.) Killed with its per-connection
+/// children on Drop.
+pub struct Daemon(
+    super::servers::ServerProcess,
+    pub String,
+    /// The daemon's log; removed after the daemon is stopped.
+    tempfile::TempDir,
+);
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+impl Daemon {
+    /// The port the daemon listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.1
+            .trim_start_matches("git://127.0.0.1:")
+            .split('/')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("daemon URL has a port")
+    }
+
+    /// The git:// URL of repository `name` under the base directory.
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port())
+    }
+
+    /// What the daemon logged, for assertion messages.
+    pub fn log(&self) -> String {
+        self.0.log()
+    }
+
+    /// The daemon's process id, to check it is gone after Drop.
+    pub fn pid(&self) -> u32 {
+        self.0.pid()
     }
 }
 
+/// Starts `git daemon` for `base` on a random port (retrying if the port is
+/// taken; never a port found free and then released), ready once it
+/// accepts connections.
 pub fn git_daemon(base: &Path) -> Daemon {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("git")
-        .args([
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--enable=receive-pack",
-            "--listen=127.0.0.1",
-        ])
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", base.display()))
-        .arg(base)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("git daemon");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "git daemon did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Daemon(child, format!("git://127.0.0.1:{port}/remote.git"))
+    let logs = tempfile::Builder::new()
+        .prefix("git-daemon")
+        .tempdir()
+        .unwrap();
+    let (process, port) =
+        super::servers::spawn_on_port("git daemon", &logs.path().join("log"), |port| {
+            daemon_command(base, port)
+        });
+    Daemon(process, format!("git://127.0.0.1:{port}/remote.git"), logs)
+}
+
+/// The `git daemon` command line for `base` on `port`: exports everything
+/// under `base` read-write, on 127.0.0.1 only.
+pub fn daemon_command(base: &Path, port: u16) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.args([
+        "daemon",
+        "--reuseaddr",
+        "--export-all",
+        "--enable=receive-pack",
+        "--listen=127.0.0.1",
+        "--verbose",
+    ])
+    .arg(format!("--port={port}"))
+    .arg(format!("--base-path={}", base.display()))
+    .arg(base);
+    cmd
 }

@@ -6,3 +6,4 @@ pub mod env;
 pub mod fake_insights;
 pub mod git;
 pub mod proxy;
+pub mod servers;
