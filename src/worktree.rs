@@ -159,20 +159,24 @@ fn read_journal(repo: &Repository) -> Result<Option<Journal>, GitError> {
 /// git's own merge, without writing anything: used before a push, so that a
 /// local edit refuses the run before the remote has the commit.
 pub fn check(git: &Git, old: Option<Oid>, new: Oid) -> Result<(), GitError> {
-    refresh(git);
     let old = old.map_or_else(|| EMPTY_TREE.to_owned(), |o| o.to_string());
-    git.run(["read-tree", "-m", "-u", "-n", &old, &new.to_string()])
-        .map(drop)
-        .map_err(|f| conflict_error(&f.stderr))
+    merge(
+        git,
+        &["read-tree", "-m", "-u", "-n", &old, &new.to_string()],
+    )
 }
 
 /// Moves the checked-out branch `j.branch` from `j.old` to `j.new`, working
-/// tree and index first (refused before anything is written if a path that
-/// changes has local edits), then the branch (compare and swap).
+/// tree and index first, then the branch (compare and swap). The merge
+/// checks every path before it writes any, so a refusal (local edits, an
+/// untracked file in the way) leaves everything as it was.
 pub fn move_checked_out(repo: &Repository, git: &Git, j: &Journal) -> Result<(), GitError> {
-    check(git, j.old, j.new)?;
     write_journal(repo, j)?;
-    apply(git, j).map_err(|source| GitError::Incomplete {
+    if let Err(e) = merge(git, &merge_args(j, false)) {
+        remove_journal(repo)?;
+        return Err(e);
+    }
+    move_ref(repo, git, j).map_err(|source| GitError::Incomplete {
         commit: j.new,
         source: Box::new(source),
     })?;
@@ -183,23 +187,45 @@ pub fn move_checked_out(repo: &Repository, git: &Git, j: &Journal) -> Result<(),
 /// was killed, and doing it again is harmless: the two-tree merge keeps an
 /// index entry that already matches the new side, and the branch update
 /// accepts the new commit as the current value.
-fn apply(git: &Git, j: &Journal) -> Result<(), GitError> {
-    refresh(git);
+fn apply(repo: &Repository, git: &Git, j: &Journal) -> Result<(), GitError> {
+    merge(git, &merge_args(j, false))?;
+    move_ref(repo, git, j)
+}
+
+fn merge_args(j: &Journal, dry_run: bool) -> Vec<String> {
     let old = j
         .old
         .map_or_else(|| EMPTY_TREE.to_owned(), |o| o.to_string());
-    git.run(["read-tree", "-m", "-u", &old, &j.new.to_string()])
-        .map_err(|f| conflict_error(&f.stderr))?;
-    let current = git
-        .run([
-            "rev-parse",
-            "-q",
-            "--verify",
-            &format!("{}^{{commit}}", j.branch),
-        ])
-        .ok()
-        .map(|s| s.trim().to_owned());
-    if current.as_deref() == Some(j.new.to_string().as_str()) {
+    let mut args: Vec<String> = vec!["read-tree".into(), "-m".into(), "-u".into()];
+    if dry_run {
+        args.push("-n".into());
+    }
+    args.extend([old, j.new.to_string()]);
+    args
+}
+
+/// Runs a two-tree merge. When git finds a path "not uptodate", the index's
+/// stat information may only be stale (a copied or touched tree), so it is
+/// refreshed, as `git checkout` and `git status` do, and the merge asked
+/// again. A refresh changes no content, only what git knows of the files;
+/// it is skipped when not needed because it stats every file of the
+/// repository.
+fn merge<S: AsRef<std::ffi::OsStr>>(git: &Git, args: &[S]) -> Result<(), GitError> {
+    match git.run(args) {
+        Ok(_) => Ok(()),
+        Err(f) if f.stderr.contains("not uptodate") => {
+            let _ = git.run(["update-index", "-q", "--ignore-submodules", "--refresh"]);
+            git.run(args)
+                .map(drop)
+                .map_err(|f| conflict_error(&f.stderr))
+        }
+        Err(f) => Err(conflict_error(&f.stderr)),
+    }
+}
+
+/// The branch's step of a move: to the new commit, from the old one.
+fn move_ref(repo: &Repository, git: &Git, j: &Journal) -> Result<(), GitError> {
+    if repo.refname_to_id(&j.branch).ok() == Some(j.new) {
         return Ok(());
     }
     let expected = j.old.map_or_else(String::new, |o| o.to_string());
@@ -216,15 +242,6 @@ fn apply(git: &Git, j: &Journal) -> Result<(), GitError> {
         context: format!("update {}", j.branch),
         message: f.stderr,
     })
-}
-
-/// Updates the index's stat information, as `git checkout` and
-/// `git status` do before they compare: a file whose stat changed but whose
-/// content (through git's filters) did not is then not a local edit. A
-/// copied or freshly cloned tree would otherwise look modified throughout.
-/// What it cannot refresh is reported by the merge that follows.
-fn refresh(git: &Git) {
-    let _ = git.run(["update-index", "-q", "--ignore-submodules", "--refresh"]);
 }
 
 /// git's refusal of a two-tree merge, as the tool's error.
@@ -288,7 +305,7 @@ pub fn recover(repo: &Repository, git: &Git) -> Result<(), GitError> {
             "an earlier run was interrupted while moving {}; completing it",
             journal.branch
         );
-        apply(git, &journal).map_err(|source| GitError::Recover {
+        apply(repo, git, &journal).map_err(|source| GitError::Recover {
             journal: journal_path(repo),
             commit: journal.new,
             source: Box::new(source),
