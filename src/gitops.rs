@@ -10,7 +10,7 @@ use crate::consumer::{ClusterDir, Consumers};
 use crate::error::{exit, Error};
 use crate::plan::Plan;
 use crate::repo::{self, CommitOptions, Role, Target};
-use crate::report::{self, Changes, ClusterChanges};
+use crate::report::{self, Appliers, Changes, ClusterChanges};
 use crate::source::Source;
 use crate::summary::{ClusterSummary, Summary};
 
@@ -131,10 +131,11 @@ fn with_consumers(
     Ok(targets)
 }
 
-fn changes<'a>(targets: &'a [Target], plans: &'a [Plan]) -> Changes<'a> {
+fn changes<'a>(targets: &'a [Target], plans: &'a [Plan], appliers: Appliers) -> Changes<'a> {
     let mut changes = Changes {
         clusters: Vec::new(),
         manifests: Vec::new(),
+        appliers,
     };
     for (t, plan) in targets.iter().zip(plans) {
         match t.role {
@@ -162,6 +163,7 @@ fn summarise(targets: &[Target], plans: &[Plan]) -> Summary {
             .filter(|(t, _)| t.role == Role::Policies)
             .map(|(t, p)| ClusterSummary::from_plan(t.cluster.clone(), p))
             .collect(),
+        ..Summary::default()
     }
 }
 
@@ -192,7 +194,12 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     let _lock = crate::worktree::lock(&repository)?;
     crate::worktree::recover(&repository)?;
 
-    let message = |plans: &[Plan]| report::commit_message(&changes(&targets, plans), &description);
+    let appliers = Appliers {
+        flux: consumers.flux.is_some(),
+        argo: consumers.argo.is_some(),
+    };
+    let message =
+        |plans: &[Plan]| report::commit_message(&changes(&targets, plans, appliers), &description);
     let options = CommitOptions {
         branch: args.branch.as_deref(),
         base: args.repo.base.as_deref(),
@@ -225,7 +232,7 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     // worth doing only when something will show it.
     let step_summary = std::env::var_os("GITHUB_STEP_SUMMARY").map(PathBuf::from);
     let body = (args.pr_body_file.is_some() || step_summary.is_some())
-        .then(|| report::pr_body(&changes(&targets, &committed.plans), &description));
+        .then(|| report::pr_body(&changes(&targets, &committed.plans, appliers), &description));
     if let (Some(path), Some(body)) = (&args.pr_body_file, &body) {
         std::fs::write(path, body).map_err(|source| {
             Error::Output(crate::outdir::OutputError {
@@ -245,7 +252,11 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     if let (Some(path), Some(body)) = (step_summary, &body) {
         append(&path, body)?;
     }
-    let summary = summarise(&targets, &committed.plans);
+    let mut summary = summarise(&targets, &committed.plans);
+    if let Some(id) = committed.commit {
+        summary.commit = Some(id.to_string());
+        summary.branch = Some(branch.to_owned());
+    }
     finish(args.summary_file.as_deref(), summary, failures)
 }
 

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod admission;
 pub mod consumer;
 pub mod error;
 pub mod gitops;
