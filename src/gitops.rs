@@ -1,6 +1,7 @@
 //! `commit` and `diff`: the rendered directories as a commit in a policy
 //! repository, or as the diff a reviewer would read.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -8,11 +9,12 @@ use crate::cli::{CommitArgs, DiffArgs, RepoArgs, SourceArgs};
 use crate::commands::{finish, load_schemas, render_all};
 use crate::consumer::{ClusterDir, Consumers};
 use crate::error::{exit, Error};
+use crate::forge::{self, Action, BranchState, Proposal};
 use crate::plan::Plan;
 use crate::repo::{self, CommitOptions, Role, Target};
 use crate::report::{self, Appliers, Changes, ClusterChanges};
 use crate::source::Source;
-use crate::summary::{ClusterSummary, Summary};
+use crate::summary::{ClusterSummary, PullRequestSummary, Summary};
 
 /// The repository path of each cluster's directory, checked before anything
 /// is fetched.
@@ -187,6 +189,13 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     let consumers = args.consumers.consumers().map_err(Error::Usage)?;
     let repository = repo::open(&args.repo.repo)?;
     let sig = repo::signature(&repository, args.author.as_deref())?;
+    // --pull-request: the forge, repository and token are checked before
+    // any request, from the push remote's URL and the flags.
+    let remote_url = repository
+        .find_remote(&args.repo.remote)
+        .ok()
+        .and_then(|r| r.pushurl().or(r.url()).map(str::to_owned));
+    let forge = args.forge.config(remote_url.as_deref())?;
     let (targets, failures, description) = render_targets(&args.source, &args.repo, &consumers)?;
     // Taken once the input is known good, so a refused run leaves even the
     // git directory untouched. Held to the end of the run; what a killed run
@@ -231,7 +240,7 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     // The body reads every changed policy's annotations back from its file:
     // worth doing only when something will show it.
     let step_summary = std::env::var_os("GITHUB_STEP_SUMMARY").map(PathBuf::from);
-    let body = (args.pr_body_file.is_some() || step_summary.is_some())
+    let body = (args.pr_body_file.is_some() || step_summary.is_some() || forge.is_some())
         .then(|| report::pr_body(&changes(&targets, &committed.plans, appliers), &description));
     if let (Some(path), Some(body)) = (&args.pr_body_file, &body) {
         std::fs::write(path, body).map_err(|source| {
@@ -242,12 +251,76 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
             })
         })?;
     }
+
+    // ---- Pull request (forge::sync), after the commit and the push. ----
+    // What the git side did to the bot branch decides what happens to its
+    // pull request: a new commit (updated), the same commit kept
+    // (unchanged), or nothing to propose because the rendered files match
+    // the base (deleted: any open pull request is closed).
+    let pull_request = match (&forge, args.branch.as_deref(), &body) {
+        (Some(config), Some(head), Some(body)) => {
+            let state = match committed.commit {
+                None => BranchState::Deleted,
+                Some(_) if committed.reused => BranchState::Unchanged,
+                Some(_) => BranchState::Updated,
+            };
+            let base = match args.repo.base.as_deref() {
+                Some(b) => b.to_owned(),
+                None => repo::head_branch(&repository)?
+                    .0
+                    .trim_start_matches("refs/heads/")
+                    .to_owned(),
+            };
+            let title = message(&committed.plans)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let proposal = Proposal {
+                head,
+                base: &base,
+                title: &title,
+                body,
+                labels: &args.forge.pr_label,
+                reviewers: &args.forge.pr_reviewer,
+                draft: args.forge.pr_draft,
+                state,
+            };
+            let done = match (committed.commit, state) {
+                (Some(id), BranchState::Updated) => format!("pushed {id} to {head}"),
+                (Some(id), _) => format!("{head} already holds these changes ({id})"),
+                (None, _) => format!("nothing to propose on {head}"),
+            };
+            Some((forge::sync(config, &proposal), done))
+        }
+        _ => None,
+    };
+    if let Some((Ok(synced), _)) = &pull_request {
+        let word = forge.as_ref().map_or("", |f| f.kind.request_word());
+        match (&synced.url, synced.action) {
+            (_, Action::None) => eprintln!("no open {word} to close"),
+            (Some(url), action) => eprintln!("{word} {}: {url}", action.as_str()),
+            (None, action) => eprintln!("{word} {}", action.as_str()),
+        }
+    }
+    let synced = match &pull_request {
+        Some((Ok(s), _)) => Some(s.clone()),
+        _ => None,
+    };
+
     if let Some(path) = std::env::var_os("GITHUB_OUTPUT").map(PathBuf::from) {
         let sha = committed.commit.map(|c| c.to_string()).unwrap_or_default();
-        append(
-            &path,
-            &format!("changed={}\ncommit={sha}\n", committed.commit.is_some()),
-        )?;
+        let mut out = format!("changed={}\ncommit={sha}\n", committed.commit.is_some());
+        if let Some(s) = &synced {
+            let _ = write!(
+                out,
+                "pr_url={}\npr_number={}\npr_action={}\n",
+                s.url.as_deref().unwrap_or_default(),
+                s.number.map(|n| n.to_string()).unwrap_or_default(),
+                s.action.as_str()
+            );
+        }
+        append(&path, &out)?;
     }
     if let (Some(path), Some(body)) = (step_summary, &body) {
         append(&path, body)?;
@@ -257,7 +330,16 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
         summary.commit = Some(id.to_string());
         summary.branch = Some(branch.to_owned());
     }
-    finish(args.summary_file.as_deref(), summary, failures)
+    summary.pull_request = synced.map(|s| PullRequestSummary {
+        action: s.action.as_str().to_owned(),
+        number: s.number,
+        url: s.url,
+    });
+    let code = finish(args.summary_file.as_deref(), summary, failures)?;
+    match pull_request {
+        Some((Err(source), done)) => Err(Error::PullRequest { done, source }),
+        _ => Ok(code),
+    }
 }
 
 pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
