@@ -311,14 +311,18 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     if let Some(path) = std::env::var_os("GITHUB_OUTPUT").map(PathBuf::from) {
         let sha = committed.commit.map(|c| c.to_string()).unwrap_or_default();
         let mut out = format!("changed={}\ncommit={sha}\n", committed.commit.is_some());
-        if let Some(s) = &synced {
-            let _ = write!(
-                out,
-                "pr_url={}\npr_number={}\npr_action={}\n",
-                s.url.as_deref().unwrap_or_default(),
-                s.number.map(|n| n.to_string()).unwrap_or_default(),
-                s.action.as_str()
-            );
+        match (&synced, &pull_request) {
+            (Some(s), _) => {
+                let _ = write!(
+                    out,
+                    "pr_url={}\npr_number={}\npr_action={}\n",
+                    s.url.as_deref().unwrap_or_default(),
+                    s.number.map(|n| n.to_string()).unwrap_or_default(),
+                    s.action.as_str()
+                );
+            }
+            (None, Some(_)) => out.push_str("pr_action=failed\n"),
+            (None, None) => {}
         }
         append(&path, &out)?;
     }
@@ -330,11 +334,21 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
         summary.commit = Some(id.to_string());
         summary.branch = Some(branch.to_owned());
     }
-    summary.pull_request = synced.map(|s| PullRequestSummary {
-        action: s.action.as_str().to_owned(),
-        number: s.number,
-        url: s.url,
-    });
+    summary.pull_request = match (synced, &pull_request) {
+        (Some(s), _) => Some(PullRequestSummary {
+            action: s.action.as_str().to_owned(),
+            number: s.number,
+            url: s.url,
+            error: None,
+        }),
+        (None, Some((Err(e), _))) => Some(PullRequestSummary {
+            action: "failed".into(),
+            number: None,
+            url: None,
+            error: Some(e.to_string()),
+        }),
+        _ => None,
+    };
     let code = finish(args.summary_file.as_deref(), summary, failures)?;
     match pull_request {
         Some((Err(source), done)) => Err(Error::PullRequest { done, source }),

@@ -26,13 +26,15 @@ pub struct Summary {
 /// The pull request (GitHub) or merge request (GitLab) of the bot branch.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PullRequestSummary {
-    /// `opened`, `updated`, `unchanged`, `closed` or `none` (nothing open
-    /// and nothing to propose).
+    /// `opened`, `updated`, `unchanged`, `closed`, `none` (nothing open
+    /// and nothing to propose), or `failed` with `error` set.
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub number: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

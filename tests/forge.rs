@@ -320,8 +320,16 @@ fn github_refuses_workflows_pull_requests_then_the_next_run_opens_it() {
     );
     assert!(gh.pulls().is_empty());
     // The push landed and the outputs say so.
-    assert_eq!(s.output(), format!("changed=true\ncommit={sha}\n"));
+    assert_eq!(
+        s.output(),
+        format!("changed=true\ncommit={sha}\npr_action=failed\n")
+    );
     assert_eq!(s.summary()["commit"], json!(sha));
+    assert_eq!(s.summary()["pull_request"]["action"], "failed");
+    assert!(s.summary()["pull_request"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("HTTP 403"));
 
     // Once the setting is on, the next run opens it, without a new commit.
     let r = s.run(&gh, Kind::Github, &policy("one", "Enforce"), &[]);

@@ -55,6 +55,17 @@ impl Client {
         })?;
         value.set_sensitive(true);
         headers.insert(name, value);
+        let loopback = config.api_url.host_str().is_some_and(|h| {
+            h == "localhost"
+                || h.trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        if config.api_url.scheme() == "http" && !loopback {
+            tracing::warn!(
+                "--forge-api-url is plain http: the forge token crosses the network unencrypted"
+            );
+        }
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!(
