@@ -297,3 +297,65 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn rate_limits_are_told_from_refusals() {
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            rate_limit_wait(429, &headers(&[("retry-after", "7")]), ""),
+            secs(7)
+        );
+        assert_eq!(
+            rate_limit_wait(403, &headers(&[("retry-after", "3")]), ""),
+            secs(3)
+        );
+        // An exhausted primary limit whose reset is past: no wait.
+        let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1")]);
+        assert_eq!(rate_limit_wait(403, &h, ""), secs(0));
+        // GitLab's names.
+        let h = headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "1")]);
+        assert_eq!(rate_limit_wait(429, &h, ""), secs(0));
+        // A secondary limit without headers: a minute.
+        assert_eq!(
+            rate_limit_wait(
+                403,
+                &headers(&[]),
+                "You have exceeded a secondary rate limit"
+            ),
+            secs(60)
+        );
+        // A permission refusal is not a rate limit.
+        let h = headers(&[("x-ratelimit-remaining", "4999")]);
+        assert_eq!(
+            rate_limit_wait(403, &h, "Resource not accessible by integration"),
+            None
+        );
+    }
+
+    #[test]
+    fn forge_messages_are_read_whatever_their_shape() {
+        let m = api_message(
+            &serde_json::json!({"message": "Validation Failed", "errors": [{"message": "A pull request already exists"}]}),
+        );
+        assert_eq!(m, "Validation Failed; A pull request already exists");
+        let m = api_message(
+            &serde_json::json!({"message": ["Another open merge request already exists"]}),
+        );
+        assert_eq!(m, "Another open merge request already exists");
+        let m = api_message(&serde_json::json!({"message": {"title": ["is too long"]}}));
+        assert_eq!(m, "title: [\"is too long\"]");
+        assert_eq!(api_message(&Value::Null), "(no message)");
+    }
+}
