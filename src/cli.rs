@@ -162,6 +162,119 @@ pub struct CommitArgs {
     /// Write a JSON summary of what was added, updated, removed and left unchanged.
     #[arg(long, value_name = "PATH")]
     pub summary_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub forge: Box<ForgeArgs>,
+}
+
+/// The bot branch's pull request (GitHub) or merge request (GitLab).
+#[derive(Debug, Args)]
+pub struct ForgeArgs {
+    /// Open the pull request (GitHub) or merge request (GitLab) of --branch into --base when
+    /// none is open, update its title and body when they changed, close it when Insights
+    /// matches the base again. Needs --branch and --push.
+    #[arg(long, requires_all = ["branch", "push"], help_heading = "Pull request")]
+    pub pull_request: bool,
+
+    /// The forge [default: from the remote's URL, github.com or gitlab.com].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORGE",
+        requires = "pull_request",
+        help_heading = "Pull request"
+    )]
+    pub forge: Option<crate::forge::ForgeKind>,
+
+    /// The forge's REST API [default: https://api.github.com, https://HOST/api/v3 for GitHub
+    /// Enterprise Server, https://HOST/api/v4 for GitLab].
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "pull_request",
+        help_heading = "Pull request"
+    )]
+    pub forge_api_url: Option<String>,
+
+    /// OWNER/NAME on GitHub, the project's path on GitLab [default: from the remote's URL].
+    #[arg(
+        long,
+        value_name = "OWNER/NAME",
+        requires = "pull_request",
+        help_heading = "Pull request"
+    )]
+    pub forge_repo: Option<String>,
+
+    /// Read the forge token from this file. Without it: GITHUB_TOKEN (GitHub) or GITLAB_TOKEN
+    /// (GitLab), else GIT_TOKEN. Never a flag value.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "pull_request",
+        help_heading = "Pull request"
+    )]
+    pub forge_token_file: Option<PathBuf>,
+
+    /// Trust this PEM CA bundle as well as the platform's roots (a self-hosted forge).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "pull_request",
+        help_heading = "Pull request"
+    )]
+    pub forge_ca_file: Option<PathBuf>,
+
+    /// The longest a rate limit may make the run wait, in all; a longer one fails the run
+    /// (the next run completes the pull request).
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Pull request")]
+    pub forge_max_wait: Duration,
+
+    /// Label the pull request; repeatable.
+    #[arg(
+        long,
+        value_name = "LABEL",
+        requires = "pull_request",
+        help_heading = "Pull request"
+    )]
+    pub pr_label: Vec<String>,
+
+    /// Request a review from this user (or ORG/TEAM on GitHub) when the pull request opens;
+    /// repeatable.
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "pull_request",
+        help_heading = "Pull request"
+    )]
+    pub pr_reviewer: Vec<String>,
+
+    /// Open it as a draft.
+    #[arg(long, requires = "pull_request", help_heading = "Pull request")]
+    pub pr_draft: bool,
+}
+
+impl ForgeArgs {
+    /// The forge configuration when --pull-request is given; `remote_url`
+    /// is the push remote's URL.
+    pub fn config(
+        &self,
+        remote_url: Option<&str>,
+    ) -> Result<Option<crate::forge::ForgeConfig>, crate::forge::ForgeError> {
+        if !self.pull_request {
+            return Ok(None);
+        }
+        let settings = crate::forge::Settings {
+            kind: self.forge,
+            api_url: self.forge_api_url.as_deref(),
+            repo: self.forge_repo.as_deref(),
+            token_file: self.forge_token_file.as_deref(),
+            ca_file: self.forge_ca_file.as_deref(),
+            max_wait: self.forge_max_wait,
+            timeout: Duration::from_secs(30),
+        };
+        crate::forge::ForgeConfig::resolve(&settings, remote_url, &|var| std::env::var(var).ok())
+            .map(Some)
+    }
 }
 
 #[derive(Debug, Args)]

@@ -79,6 +79,16 @@ pub enum Error {
         #[source]
         source: GuardError,
     },
+    /// The forge configuration is incomplete (a usage error).
+    #[error(transparent)]
+    Forge(#[from] crate::forge::ForgeError),
+    /// The commit is done (and pushed); the pull request is not.
+    #[error("{done}, but the pull request failed: {source}. The next run completes it")]
+    PullRequest {
+        done: String,
+        #[source]
+        source: crate::forge::ForgeError,
+    },
     /// Several clusters failed; each is listed.
     #[error("{} clusters failed; nothing was written:{}", .0.len(), list(.0))]
     Clusters(Vec<(Option<String>, Error)>),
@@ -111,6 +121,8 @@ impl Error {
                 | GitError::DetachedHead,
             ) => exit::USAGE,
             Error::Git(_) => exit::FAILURE,
+            Error::Forge(e) if e.is_usage() => exit::USAGE,
+            Error::Forge(_) | Error::PullRequest { .. } => exit::FAILURE,
             Error::ReadInput { .. } | Error::Output(_) | Error::Fetch(_) => exit::FAILURE,
             // The most specific code when all agree, else plain failure.
             Error::Clusters(all) => {

@@ -1,6 +1,7 @@
 //! `commit` and `diff`: the rendered directories as a commit in a policy
 //! repository, or as the diff a reviewer would read.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -8,11 +9,12 @@ use crate::cli::{CommitArgs, DiffArgs, RepoArgs, SourceArgs};
 use crate::commands::{finish, load_schemas, render_all};
 use crate::consumer::{ClusterDir, Consumers};
 use crate::error::{exit, Error};
+use crate::forge::{self, Action, BranchState, Proposal};
 use crate::plan::Plan;
 use crate::repo::{self, CommitOptions, Role, Target};
-use crate::report::{self, Changes, ClusterChanges};
+use crate::report::{self, Appliers, Changes, ClusterChanges};
 use crate::source::Source;
-use crate::summary::{ClusterSummary, Summary};
+use crate::summary::{ClusterSummary, PullRequestSummary, Summary};
 
 /// The repository path of each cluster's directory, checked before anything
 /// is fetched.
@@ -131,10 +133,11 @@ fn with_consumers(
     Ok(targets)
 }
 
-fn changes<'a>(targets: &'a [Target], plans: &'a [Plan]) -> Changes<'a> {
+fn changes<'a>(targets: &'a [Target], plans: &'a [Plan], appliers: Appliers) -> Changes<'a> {
     let mut changes = Changes {
         clusters: Vec::new(),
         manifests: Vec::new(),
+        appliers,
     };
     for (t, plan) in targets.iter().zip(plans) {
         match t.role {
@@ -162,6 +165,7 @@ fn summarise(targets: &[Target], plans: &[Plan]) -> Summary {
             .filter(|(t, _)| t.role == Role::Policies)
             .map(|(t, p)| ClusterSummary::from_plan(t.cluster.clone(), p))
             .collect(),
+        ..Summary::default()
     }
 }
 
@@ -203,6 +207,13 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     let consumers = args.consumers.consumers().map_err(Error::Usage)?;
     let repository = repo::open(&args.repo.repo)?;
     let sig = repo::signature(&repository, args.author.as_deref())?;
+    // --pull-request: the forge, repository and token are checked before
+    // any request, from the push remote's URL and the flags.
+    let remote_url = repository
+        .find_remote(&args.repo.remote)
+        .ok()
+        .and_then(|r| r.pushurl().or(r.url()).map(str::to_owned));
+    let forge = args.forge.config(remote_url.as_deref())?;
     let (targets, failures, description) = render_targets(&args.source, &args.repo, &consumers)?;
     // Taken once the input is known good, so a refused run leaves even the
     // git directory untouched. Held to the end of the run, and by every git
@@ -218,7 +229,12 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     let git = git_for(&repository, &transport)?.with_lock_fd(lock.fd());
     crate::worktree::recover(&repository, &git)?;
 
-    let message = |plans: &[Plan]| report::commit_message(&changes(&targets, plans), &description);
+    let appliers = Appliers {
+        flux: consumers.flux.is_some(),
+        argo: consumers.argo.is_some(),
+    };
+    let message =
+        |plans: &[Plan]| report::commit_message(&changes(&targets, plans, appliers), &description);
     let options = CommitOptions {
         branch: args.branch.as_deref(),
         base: args.repo.base.as_deref(),
@@ -253,8 +269,8 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     // The body reads every changed policy's annotations back from its file:
     // worth doing only when something will show it.
     let step_summary = std::env::var_os("GITHUB_STEP_SUMMARY").map(PathBuf::from);
-    let body = (args.pr_body_file.is_some() || step_summary.is_some())
-        .then(|| report::pr_body(&changes(&targets, &committed.plans), &description));
+    let body = (args.pr_body_file.is_some() || step_summary.is_some() || forge.is_some())
+        .then(|| report::pr_body(&changes(&targets, &committed.plans, appliers), &description));
     if let (Some(path), Some(body)) = (&args.pr_body_file, &body) {
         std::fs::write(path, body).map_err(|source| {
             Error::Output(crate::outdir::OutputError {
@@ -264,22 +280,124 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
             })
         })?;
     }
+
+    // ---- Pull request (forge::sync), after the commit and the push. ----
+    // What the git side did to the bot branch decides what happens to its
+    // pull request: a new commit (updated), the same commit kept
+    // (unchanged), or nothing to propose because the rendered files match
+    // the base (deleted: any open pull request is closed).
+    let pull_request = match (&forge, args.branch.as_deref(), &body) {
+        (Some(config), Some(head), Some(body)) => {
+            // Nothing to propose closes any open pull request, whether the
+            // branch was deleted now or was already gone.
+            let state = match (committed.bot, committed.commit) {
+                (Some(repo::BotBranch::Updated), _) => BranchState::Updated,
+                (Some(repo::BotBranch::Unchanged), Some(_)) => BranchState::Unchanged,
+                _ => BranchState::Deleted,
+            };
+            let base = match args.repo.base.as_deref() {
+                Some(b) => b.to_owned(),
+                None => match repo::head(&repository)? {
+                    repo::Head::Branch { name, .. } => {
+                        name.trim_start_matches("refs/heads/").to_owned()
+                    }
+                    repo::Head::Detached(_) => {
+                        return Err(Error::Usage(
+                            "--pull-request on a detached HEAD needs --base, the branch the pull request targets".into(),
+                        ))
+                    }
+                },
+            };
+            let title = message(&committed.plans)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let proposal = Proposal {
+                head,
+                base: &base,
+                title: &title,
+                body,
+                labels: &args.forge.pr_label,
+                reviewers: &args.forge.pr_reviewer,
+                draft: args.forge.pr_draft,
+                state,
+            };
+            let done = match (committed.commit, state) {
+                (Some(id), BranchState::Updated) => format!("pushed {id} to {head}"),
+                (Some(id), _) => format!("{head} already holds these changes ({id})"),
+                (None, _) => format!("nothing to propose on {head}"),
+            };
+            Some((forge::sync(config, &proposal), done))
+        }
+        _ => None,
+    };
+    if let Some((Ok(synced), _)) = &pull_request {
+        let word = forge.as_ref().map_or("", |f| f.kind.request_word());
+        match (&synced.url, synced.action) {
+            (_, Action::None) => eprintln!("no open {word} to close"),
+            (Some(url), action) => eprintln!("{word} {}: {url}", action.as_str()),
+            (None, action) => eprintln!("{word} {}", action.as_str()),
+        }
+    }
+    let synced = match &pull_request {
+        Some((Ok(s), _)) => Some(s.clone()),
+        _ => None,
+    };
+
     if let Some(path) = std::env::var_os("GITHUB_OUTPUT").map(PathBuf::from) {
         let sha = committed.commit.map(|c| c.to_string()).unwrap_or_default();
         // `changed`: the rendered policies differ from the base (a commit
         // landed, or a pull request proposes one); `bot_branch` says what
         // this run did to the bot branch.
-        let mut text = format!("changed={}\ncommit={sha}\n", committed.commit.is_some());
+        let mut out = format!("changed={}\ncommit={sha}\n", committed.commit.is_some());
         if let Some(bot) = committed.bot {
-            text.push_str(&format!("bot_branch={}\n", bot.as_str()));
+            let _ = writeln!(out, "bot_branch={}", bot.as_str());
         }
-        append(&path, &text)?;
+        match (&synced, &pull_request) {
+            (Some(s), _) => {
+                let _ = write!(
+                    out,
+                    "pr_url={}\npr_number={}\npr_action={}\n",
+                    s.url.as_deref().unwrap_or_default(),
+                    s.number.map(|n| n.to_string()).unwrap_or_default(),
+                    s.action.as_str()
+                );
+            }
+            (None, Some(_)) => out.push_str("pr_action=failed\n"),
+            (None, None) => {}
+        }
+        append(&path, &out)?;
     }
     if let (Some(path), Some(body)) = (step_summary, &body) {
         append(&path, body)?;
     }
-    let summary = summarise(&targets, &committed.plans);
-    finish(args.summary_file.as_deref(), summary, failures)
+    let mut summary = summarise(&targets, &committed.plans);
+    if let Some(id) = committed.commit {
+        summary.commit = Some(id.to_string());
+        summary.branch = Some(branch.to_owned());
+    }
+    summary.bot_branch = committed.bot.map(|b| b.as_str().to_owned());
+    summary.pull_request = match (synced, &pull_request) {
+        (Some(s), _) => Some(PullRequestSummary {
+            action: s.action.as_str().to_owned(),
+            number: s.number,
+            url: s.url,
+            error: None,
+        }),
+        (None, Some((Err(e), _))) => Some(PullRequestSummary {
+            action: "failed".into(),
+            number: None,
+            url: None,
+            error: Some(e.to_string()),
+        }),
+        _ => None,
+    };
+    let code = finish(args.summary_file.as_deref(), summary, failures)?;
+    match pull_request {
+        Some((Err(source), done)) => Err(Error::PullRequest { done, source }),
+        _ => Ok(code),
+    }
 }
 
 pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {

@@ -8,10 +8,12 @@
 //! is pure, so it is tested directly; `main.rs` only parses arguments, sets up
 //! logging and maps errors to exit codes.
 
+pub mod admission;
 pub mod cli;
 pub mod commands;
 pub mod consumer;
 pub mod error;
+pub mod forge;
 pub mod fsutil;
 pub mod gitcli;
 pub mod gitops;

@@ -11,6 +11,34 @@ use crate::plan::{ChangeKind, Plan};
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Summary {
     pub clusters: Vec<ClusterSummary>,
+    /// `commit`: the commit the run made or kept on the branch, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// `commit`: the branch that commit is on, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// `commit --branch`: what the run did to the bot branch (`updated`,
+    /// `unchanged`, `deleted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot_branch: Option<String>,
+    /// `commit --pull-request`: the pull or merge request and what the run
+    /// did to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestSummary>,
+}
+
+/// The pull request (GitHub) or merge request (GitLab) of the bot branch.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PullRequestSummary {
+    /// `opened`, `updated`, `unchanged`, `closed`, `none` (nothing open
+    /// and nothing to propose), or `failed` with `error` set.
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -110,6 +110,10 @@ fn every_pipeline_calls_the_tool_with_flags_it_has() {
             assert!(commit.push, "{file}");
             assert!(commit.branch.is_some(), "{file}: a bot branch");
             assert!(
+                commit.forge.pull_request,
+                "{file}: the tool opens the pull request, not shell"
+            );
+            assert!(
                 commit.author.is_some(),
                 "{file}: CI machines have no git identity"
             );

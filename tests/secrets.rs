@@ -1,10 +1,12 @@
 //! Every subcommand, at trace level, through success and failure, with a
 //! distinctive FAIRWINDS_TOKEN and GIT_TOKEN: neither appears on stdout,
-//! stderr, in any written file, or in any commit.
+//! stderr, in any written file, or in any commit; GIT_TOKEN also as the
+//! forge token of `--pull-request`, accepted and refused.
 
 mod support;
 
 use support::cli::run_env;
+use support::fake_forge::{FakeForge, Kind};
 use support::fake_insights::{FakeInsights, Fault};
 use support::git::git;
 
@@ -72,7 +74,51 @@ fn no_token_reaches_output_files_or_commits() {
         "--author",
         "Bot <bot@example.com>",
     ];
+    // The forge token falls back to GIT_TOKEN: one forge accepts it, one
+    // refuses it (its error must not quote it either).
+    let forge = FakeForge::start(Kind::Github, "acme/policies", GIT_TOKEN);
+    let refusing = FakeForge::start(Kind::Github, "acme/policies", "another");
     let runs: Vec<(Vec<&str>, bool)> = vec![
+        (
+            vec![
+                "commit",
+                "--cluster",
+                "prod",
+                "--branch",
+                "pr-bot",
+                "--base",
+                "main",
+                "--push",
+                "--pull-request",
+                "--forge",
+                "github",
+                "--forge-repo",
+                "acme/policies",
+                "--forge-api-url",
+                forge.url.as_str(),
+            ],
+            true,
+        ),
+        (
+            vec![
+                "commit",
+                "--cluster",
+                "prod",
+                "--branch",
+                "pr-bot-2",
+                "--base",
+                "main",
+                "--push",
+                "--pull-request",
+                "--forge",
+                "github",
+                "--forge-repo",
+                "acme/policies",
+                "--forge-api-url",
+                refusing.url.as_str(),
+            ],
+            false,
+        ),
         (
             vec![
                 "render",
@@ -193,6 +239,8 @@ fn no_token_reaches_output_files_or_commits() {
             );
         }
     }
+    assert_eq!(forge.pulls().len(), 1, "the pull request opened");
+    forge.assert_valid();
     let history = git(&remote, &["log", "--all", "-p", "--format=%an %ae %s%n%b"]);
     assert!(
         history.contains("Update Kyverno policies for prod"),

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod env;
+pub mod fake_forge;
 pub mod fake_insights;
 pub mod git;
 pub mod proxy;
