@@ -498,11 +498,9 @@ async fn an_unexpected_success_status_or_a_redirect_is_not_taken_for_policies() 
 
 #[tokio::test]
 async fn a_refused_connection_is_retried_and_names_the_host() {
-    // A port that was just free: nothing listens there.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port we hold without listening: nothing can listen there.
+    let refused = support::ports::refused_port();
+    let port = refused.port;
     let mut c = config(&format!("http://127.0.0.1:{port}"));
     c.retries = 2;
     let e = fails(Client::new(c).unwrap().fetch("prod").await);
@@ -677,10 +675,8 @@ async fn the_token_is_in_no_url_and_no_error() {
     let mut wrong = c.clone();
     wrong.token = Token::new(format!("{TOKEN}-2"));
     errors.push(Client::new(wrong).unwrap().fetch("prod").await.unwrap_err());
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let held = support::ports::refused_port();
+    let port = held.port;
     let mut refused = c.clone();
     refused.host = format!("http://127.0.0.1:{port}");
     errors.push(

@@ -39,33 +39,53 @@ impl Drop for Daemon {
 }
 
 pub fn git_daemon(base: &Path) -> Daemon {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("git")
-        .args([
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--enable=receive-pack",
-            "--listen=127.0.0.1",
-        ])
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", base.display()))
-        .arg(base)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("git daemon");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "git daemon did not start"
-        );
+    // git daemon takes a port number, not a listener: the port is picked
+    // free and released, and another process may take it before the daemon
+    // binds it. The daemon then exits at once; pick another and try again.
+    for _ in 0..10 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--enable=receive-pack",
+                "--listen=127.0.0.1",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut exited = false;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if child.try_wait().unwrap().is_some() {
+                exited = true;
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "git daemon did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if exited {
+            continue;
+        }
+        // Connected: but to the daemon, or to whoever took the port? The
+        // daemon exits when its bind fails.
         std::thread::sleep(std::time::Duration::from_millis(50));
+        if child.try_wait().unwrap().is_some() {
+            continue;
+        }
+        return Daemon(child, format!("git://127.0.0.1:{port}/remote.git"));
     }
-    Daemon(child, format!("git://127.0.0.1:{port}/remote.git"))
+    panic!("git daemon could not bind a port in 10 attempts");
 }

@@ -5,4 +5,5 @@ pub mod cli;
 pub mod env;
 pub mod fake_insights;
 pub mod git;
+pub mod ports;
 pub mod proxy;
