@@ -78,6 +78,13 @@ fn render_targets(
     consumers
         .check_layout(&labels, &paths, &repo_args.path)
         .map_err(Error::Usage)?;
+    if let Some(argo) = &consumers.argo {
+        // The working tree stands for the branch the commit goes on.
+        let existing = crate::outdir::read_existing(&repo_args.repo.join(&argo.dir))?;
+        consumers
+            .check_argo_switch(&existing)
+            .map_err(Error::Usage)?;
+    }
     let description = describe(&source);
     let is_file = matches!(source, Source::File(_));
     let schemas = load_schemas(source_args)?;
@@ -154,7 +161,16 @@ fn changes<'a>(targets: &'a [Target], plans: &'a [Plan]) -> Changes<'a> {
 }
 
 /// The summary counts policies; consumer manifests are not policies.
+///
+/// `commit` and `diff` both call this once their plans are known, so it is
+/// also where the files in a rendered directory that the tool did not write
+/// are warned of (see [`crate::plan::warn_foreign`]).
 fn summarise(targets: &[Target], plans: &[Plan]) -> Summary {
+    for (target, plan) in targets.iter().zip(plans) {
+        if target.role == Role::Policies {
+            crate::plan::warn_foreign(&target.path, plan);
+        }
+    }
     Summary {
         clusters: targets
             .iter()
@@ -301,6 +317,11 @@ pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
             })
         })?;
     let changed = plans.iter().any(|p| !p.is_empty());
+    // As `commit` does, for a workflow step that runs `diff` on a pull
+    // request; there is no commit to name.
+    if let Some(path) = std::env::var_os("GITHUB_OUTPUT").map(PathBuf::from) {
+        append(&path, &format!("changed={changed}\n"))?;
+    }
     let code = finish(
         args.summary_file.as_deref(),
         summarise(&targets, &plans),
@@ -315,15 +336,47 @@ pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
     })
 }
 
-/// `git diff`-style text for one file.
+/// `git diff`-style text for one file, which `git apply` takes: a new file
+/// is `new file mode 100644` from `/dev/null`, a removed one `deleted file
+/// mode 100644` to `/dev/null` (the tool writes regular files, never
+/// executable ones). git2 makes the hunks; the headers are written here,
+/// because a patch between two buffers knows nothing of files that do not
+/// exist.
 fn unified_diff(dir: &str, change: &crate::plan::Change) -> String {
-    let path = PathBuf::from(format!("{dir}/{}", change.path));
+    let path = format!("{dir}/{}", change.path);
     let old = change.old.as_deref().unwrap_or_default();
     let new = change.new.as_deref().unwrap_or_default();
-    match git2::Patch::from_buffers(old, Some(&path), new, Some(&path), None)
+    let as_path = PathBuf::from(&path);
+    let hunks = match git2::Patch::from_buffers(old, Some(&as_path), new, Some(&as_path), None)
         .and_then(|mut p| p.to_buf())
     {
-        Ok(buf) => String::from_utf8_lossy(&buf).into_owned(),
-        Err(_) => format!("{}: (no textual diff)\n", path.display()),
+        Ok(buf) => {
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            match text.find("\n@@ ") {
+                Some(at) => text[at + 1..].to_owned(),
+                None if text.starts_with("@@ ") => text,
+                // No textual change (an empty file added or removed).
+                None => String::new(),
+            }
+        }
+        Err(_) => return format!("# {path}: (no textual diff)\n"),
+    };
+    let (mode, from, to) = match (&change.old, &change.new) {
+        (None, _) => (
+            "new file mode 100644\n",
+            "/dev/null".to_owned(),
+            format!("b/{path}"),
+        ),
+        (_, None) => (
+            "deleted file mode 100644\n",
+            format!("a/{path}"),
+            "/dev/null".to_owned(),
+        ),
+        _ => ("", format!("a/{path}"), format!("b/{path}")),
+    };
+    let mut out = format!("diff --git a/{path} b/{path}\n{mode}");
+    if !hunks.is_empty() {
+        out.push_str(&format!("--- {from}\n+++ {to}\n{hunks}"));
     }
+    out
 }

@@ -32,6 +32,27 @@ impl Source {
     /// come from the insights-agent's environment variables.
     pub fn from_args(args: &SourceArgs) -> Result<Source, Error> {
         if let Some(path) = &args.from_file {
+            // A file is one response, named by the one --cluster: with
+            // several, which cluster it belongs to would be a guess (and
+            // the others would silently get nothing).
+            let mut named: Vec<&str> = Vec::new();
+            for c in args
+                .clusters
+                .iter()
+                .map(|c| c.trim())
+                .filter(|c| !c.is_empty())
+            {
+                if !named.contains(&c) {
+                    named.push(c);
+                }
+            }
+            if named.len() > 1 {
+                return Err(Error::Usage(format!(
+                    "--from-file reads one response, for one cluster, but {} clusters are named ({}; from --cluster or FAIRWINDS_CLUSTER): name only the cluster the file belongs to",
+                    named.len(),
+                    named.join(", ")
+                )));
+            }
             return Ok(Source::File(path.clone()));
         }
         let org = args.org.as_deref().filter(|o| !o.is_empty()).ok_or_else(|| {
