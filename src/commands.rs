@@ -139,11 +139,12 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
         Some(out) => ConsumerLayout::new(&consumers, out, &names)?,
         None => None,
     };
-    let inputs = source.read()?;
-
     let mut summary = Summary::default();
     if args.output.stdout {
-        let (trees, failures) = render_all(inputs, keep_going, schemas.as_ref())?;
+        // Each response is rendered as it arrives, while the others are
+        // still being fetched.
+        let rendered = source.read_each(|input| render_input(input, schemas.as_ref()))?;
+        let (trees, failures) = split_failures(rendered, keep_going)?;
         let mut stdout = std::io::stdout().lock();
         for (cluster, tree) in trees {
             if several {
@@ -164,36 +165,34 @@ fn render_command(args: RenderArgs) -> Result<u8, Error> {
 
     let out = args.output.out.as_ref().expect("clap requires an output");
     // Plan every directory before writing any, so that a refusal anywhere
-    // leaves everything as it was.
-    let outcomes: Vec<Outcome> = inputs
-        .into_iter()
-        .map(|input| {
-            let (cluster, rendered) = render_input(input, schemas.as_ref());
-            let dir = match (&cluster, several) {
-                (Some(name), true) => out.join(name),
-                _ => out.clone(),
-            };
-            let mut kinds = BTreeSet::new();
-            let result = rendered.and_then(|tree| {
-                kinds = tree.kinds();
-                let existing = outdir::read_existing(&dir)?;
-                let plan = plan(tree, existing).map_err(|source| Error::Plan {
-                    dir: dir.clone(),
-                    source,
-                })?;
-                guard::check(&plan, &limits).map_err(|source| Error::Guard {
-                    cluster: cluster.clone(),
-                    source,
-                })?;
-                Ok((dir, plan))
-            });
-            Outcome {
-                cluster,
-                result,
-                kinds,
-            }
-        })
-        .collect();
+    // leaves everything as it was. Each response is rendered and planned as
+    // it arrives, while the others are still being fetched.
+    let outcomes: Vec<Outcome> = source.read_each(|input| {
+        let (cluster, rendered) = render_input(input, schemas.as_ref());
+        let dir = match (&cluster, several) {
+            (Some(name), true) => out.join(name),
+            _ => out.clone(),
+        };
+        let mut kinds = BTreeSet::new();
+        let result = rendered.and_then(|tree| {
+            kinds = tree.kinds();
+            let existing = outdir::read_existing(&dir)?;
+            let plan = plan(tree, existing).map_err(|source| Error::Plan {
+                dir: dir.clone(),
+                source,
+            })?;
+            guard::check(&plan, &limits).map_err(|source| Error::Guard {
+                cluster: cluster.clone(),
+                source,
+            })?;
+            Ok((dir, plan))
+        });
+        Outcome {
+            cluster,
+            result,
+            kinds,
+        }
+    })?;
     let mut plans = Vec::new();
     let mut failures = Vec::new();
     for o in outcomes {
@@ -351,10 +350,22 @@ pub(crate) fn render_all(
     keep_going: bool,
     schemas: Option<&Schemas>,
 ) -> Result<(Rendered, Failures), Error> {
+    let rendered = inputs
+        .into_iter()
+        .map(|input| render_input(input, schemas))
+        .collect();
+    split_failures(rendered, keep_going)
+}
+
+/// Rendered trees apart from failures; any failure ends the run here
+/// unless `keep_going`.
+fn split_failures(
+    rendered: Vec<(Option<String>, Result<RenderedTree, Error>)>,
+    keep_going: bool,
+) -> Result<(Rendered, Failures), Error> {
     let mut trees = Vec::new();
     let mut failures = Vec::new();
-    for input in inputs {
-        let (cluster, result) = render_input(input, schemas);
+    for (cluster, result) in rendered {
         match result {
             Ok(tree) => trees.push((cluster, tree)),
             Err(e) => failures.push((cluster, e)),

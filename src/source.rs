@@ -133,6 +133,47 @@ impl Source {
     }
 }
 
+impl Source {
+    /// Reads every response and hands each to `each` as soon as it is
+    /// there (from the API, in the order they complete, while the others
+    /// are still being fetched); returns what `each` made of them in the
+    /// order of the clusters. Per-cluster failures reach `each` in place.
+    pub fn read_each<T>(self, mut each: impl FnMut(Input) -> T) -> Result<Vec<T>, Error> {
+        match self {
+            Source::File(path) => Ok(vec![each(read_file(&path))]),
+            Source::Insights { config, clusters } => {
+                let client = Client::new(config).map_err(Error::Fetch)?;
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
+                let (tx, rx) = std::sync::mpsc::channel();
+                let mut made: Vec<Option<T>> = clusters.iter().map(|_| None).collect();
+                std::thread::scope(|scope| {
+                    let fetcher =
+                        scope.spawn(|| runtime.block_on(client.fetch_each(&clusters, tx)));
+                    for (i, result) in rx {
+                        let cluster = clusters[i].clone();
+                        made[i] = Some(each(Input {
+                            origin: format!("cluster {cluster:?}"),
+                            cluster: Some(cluster),
+                            bytes: result.map_err(Error::Fetch),
+                        }));
+                    }
+                    if let Err(panic) = fetcher.join() {
+                        std::panic::resume_unwind(panic);
+                    }
+                });
+                Ok(made
+                    .into_iter()
+                    .map(|m| m.expect("every cluster is fetched once"))
+                    .collect())
+            }
+        }
+    }
+}
+
 fn read_file(path: &Path) -> Input {
     let read_err = |source| Error::ReadInput {
         path: path.to_owned(),
