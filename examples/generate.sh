@@ -27,10 +27,11 @@ generate() {
   rm -rf "$dir/.git"
 }
 
-# Flux: the Kustomization under each cluster's bootstrap path, with the
-# GitRepository it reads and a least-privilege service account.
+# Flux: the Kustomization under each cluster's bootstrap path, reading the
+# bootstrap's own GitRepository (flux-system, which already has the deploy
+# key: a second GitRepository for the same repository would have none), with
+# a least-privilege service account.
 generate "$out/flux" --flux \
-  --flux-source kyverno-policies --flux-source-url "$repo_url" \
   --flux-service-account kyverno-policies
 
 # Argo CD: one ApplicationSet over kyverno-policies/*, and the AppProject

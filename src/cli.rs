@@ -14,8 +14,11 @@ use crate::logging::LogFormat;
 #[derive(Debug, Parser)]
 #[command(name = "insights-policy-render", version, propagate_version = true)]
 #[command(
-    after_help = "Exit codes: 0 success, 1 I/O or network failure, 2 `diff` found changes, \
-3 the response was refused, 4 a file the tool did not write is in the way, 64 usage error."
+    after_help = "Exit codes: 0 success (nothing changed included), 1 I/O, network or git failure, \
+2 `diff` found changes, 3 the response was refused, 4 a file the tool did not write is in the way, \
+5 the run would remove too many policies (--max-removals, --allow-empty), 64 usage error. \
+With --keep-going, the clusters that succeeded are written and the exit code is the highest \
+of the failed clusters' codes (never 0)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -618,7 +621,8 @@ pub struct ConsumerArgs {
     #[arg(long, value_name = "NAME", help_heading = "Argo CD")]
     pub argo_project: Option<String>,
 
-    /// Destination API server [default: https://kubernetes.default.svc, Argo CD's own cluster].
+    /// Destination API server; `{cluster}` is replaced [default: https://kubernetes.default.svc,
+    /// Argo CD's own cluster, and only for one cluster: several need a destination each].
     #[arg(
         long,
         value_name = "URL",
@@ -627,7 +631,8 @@ pub struct ConsumerArgs {
     )]
     pub argo_destination_server: Option<String>,
 
-    /// Destination cluster by its name in Argo CD; `{cluster}` is replaced.
+    /// Destination cluster by its name in Argo CD; `{cluster}` is replaced (`'{cluster}'`:
+    /// clusters registered in Argo CD under their Insights names).
     #[arg(long, value_name = "NAME", help_heading = "Argo CD")]
     pub argo_destination_name: Option<String>,
 }
@@ -739,6 +744,8 @@ impl ConsumerArgs {
                     self.argo_project.as_deref().unwrap_or("kyverno-policies"),
                 )?,
                 destination,
+                destination_given: self.argo_destination_server.is_some()
+                    || self.argo_destination_name.is_some(),
             })
         } else if let Some((flag, _)) = argo_options.iter().find(|(_, given)| *given) {
             return Err(format!("{flag} needs --argo or --argo-appset"));

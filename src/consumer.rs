@@ -15,6 +15,7 @@ use std::str::FromStr;
 
 use crate::identity::{Namespace, ObjectName};
 use crate::kind::{PolicyKind, Scope};
+use crate::plan::Existing;
 use crate::render::{RenderedTree, HEADER};
 use crate::validate::{OWNED_BY_KEY, OWNED_BY_VALUE};
 use crate::yaml::{emit_document, Node, Scalar, Value};
@@ -122,7 +123,8 @@ pub struct FluxConfig {
 /// Where the Argo CD `Application`s send the policies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
-    /// An API server URL (`https://kubernetes.default.svc` is Argo CD's own cluster).
+    /// An API server URL (`https://kubernetes.default.svc` is Argo CD's own
+    /// cluster); `{cluster}` is replaced.
     Server(String),
     /// A cluster registered in Argo CD, by name; `{cluster}` is replaced.
     Name(String),
@@ -141,6 +143,10 @@ pub struct ArgoConfig {
     pub namespace: Namespace,
     pub project: ObjectName,
     pub destination: Destination,
+    /// Whether the destination was given (`--argo-destination-server` or
+    /// `--argo-destination-name`) rather than defaulted to Argo CD's own
+    /// cluster, which is no default for several clusters.
+    pub destination_given: bool,
 }
 
 /// The consumer configuration of a run.
@@ -247,6 +253,15 @@ impl Consumers {
         dirs: &[String],
         path_template: &str,
     ) -> Result<(), String> {
+        if let Some(argo) = &self.argo {
+            if clusters.len() > 1 && !argo.destination_given {
+                return Err(format!(
+                    "{} with {} clusters needs a destination per cluster: without one, every cluster's policies would go to Argo CD's own cluster. Give --argo-destination-name '{{cluster}}' (clusters registered in Argo CD under their Insights names) or --argo-destination-server URL ({{cluster}} is replaced in both)",
+                    if argo.appset { "--argo-appset" } else { "--argo" },
+                    clusters.len()
+                ));
+            }
+        }
         let mut seen: BTreeMap<String, Option<&str>> = BTreeMap::new();
         let shared = self.shared_paths(path_template)?;
         for cluster in clusters.iter().map(Option::as_deref) {
@@ -276,6 +291,55 @@ impl Consumers {
             }
         }
         Ok(())
+    }
+
+    /// The Argo CD files an earlier run wrote that would now clash with
+    /// this run's: per-cluster Applications beside the ApplicationSet that
+    /// generates Applications of the same names (after switching from
+    /// `--argo` to `--argo-appset`), or that ApplicationSet beside them
+    /// (after switching back). `existing` lists the files of the Argo CD
+    /// directory; only files the tool wrote count. The paths returned are
+    /// repository paths, sorted.
+    pub fn clashing_argo_files(&self, existing: &BTreeMap<String, Existing>) -> Vec<String> {
+        let Some(argo) = &self.argo else {
+            return Vec::new();
+        };
+        existing
+            .iter()
+            .filter(|(_, e)| e.is_ours())
+            .filter(|(name, _)| {
+                if argo.appset {
+                    name.starts_with("application_kyverno-policies-")
+                } else {
+                    name.as_str() == "applicationset_kyverno-policies.yaml"
+                }
+            })
+            .map(|(name, _)| format!("{}/{name}", argo.dir))
+            .collect()
+    }
+
+    /// [`Self::clashing_argo_files`] as an error that names the files.
+    pub fn check_argo_switch(&self, existing: &BTreeMap<String, Existing>) -> Result<(), String> {
+        let clashing = self.clashing_argo_files(existing);
+        if clashing.is_empty() {
+            return Ok(());
+        }
+        let appset = self.argo.as_ref().is_some_and(|a| a.appset);
+        Err(format!(
+            "{} would write Argo CD files that clash with those an earlier run wrote: {} {} Applications of the same names, and Argo CD would fight over them. Remove {} (git rm), then run again",
+            if appset { "--argo-appset" } else { "--argo" },
+            if appset {
+                "the ApplicationSet generates"
+            } else {
+                "the Applications written now are"
+            },
+            if appset {
+                "as these per-cluster Applications define"
+            } else {
+                "as the earlier ApplicationSet generates"
+            },
+            clashing.join(", ")
+        ))
     }
 
     fn shared_paths(&self, path_template: &str) -> Result<Vec<String>, String> {
@@ -667,18 +731,17 @@ fn application_spec(argo: &ArgoConfig, path: Node, destination: Node) -> Node {
     ])
 }
 
-fn destination(argo: &ArgoConfig, cluster_name: Node) -> Node {
+/// The destination of one cluster's Application: `{cluster}` in the
+/// server or name replaced by `cluster` (a name, or the ApplicationSet's
+/// template expression).
+fn destination(argo: &ArgoConfig, cluster: &str) -> Node {
     match &argo.destination {
-        Destination::Server(url) => map([("server", s(url))]),
-        Destination::Name(_) => map([("name", cluster_name)]),
+        Destination::Server(url) => map([("server", s(url.replace("{cluster}", cluster)))]),
+        Destination::Name(template) => map([("name", s(template.replace("{cluster}", cluster)))]),
     }
 }
 
 fn argo_application(argo: &ArgoConfig, name: &str, cluster: Option<&str>, policies: &str) -> Node {
-    let cluster_name = match &argo.destination {
-        Destination::Name(template) => template.replace("{cluster}", cluster.unwrap_or_default()),
-        Destination::Server(_) => String::new(),
-    };
     object(
         "argoproj.io/v1alpha1",
         "Application",
@@ -686,7 +749,7 @@ fn argo_application(argo: &ArgoConfig, name: &str, cluster: Option<&str>, polici
         Some(application_spec(
             argo,
             s(policies),
-            destination(argo, s(cluster_name)),
+            destination(argo, cluster.unwrap_or_default()),
         )),
     )
 }
@@ -707,10 +770,6 @@ fn argo_application_set(argo: &ArgoConfig, path_template: &str) -> Result<Node, 
         .collect::<Vec<_>>()
         .join("/");
     let cluster = format!("{{{{ index .path.segments {at} }}}}");
-    let cluster_name = match &argo.destination {
-        Destination::Name(template) => template.replace("{cluster}", &cluster),
-        Destination::Server(_) => String::new(),
-    };
     let template = map([
         (
             "metadata",
@@ -732,11 +791,7 @@ fn argo_application_set(argo: &ArgoConfig, path_template: &str) -> Result<Node, 
         ),
         (
             "spec",
-            application_spec(
-                argo,
-                s("{{ .path.path }}"),
-                destination(argo, s(cluster_name)),
-            ),
+            application_spec(argo, s("{{ .path.path }}"), destination(argo, &cluster)),
         ),
     ]);
     let generator = map([(
@@ -775,7 +830,12 @@ fn argo_project(argo: &ArgoConfig) -> Node {
             }))
     };
     let destination = match &argo.destination {
-        Destination::Server(url) => map([("server", s(url)), ("namespace", s("*"))]),
+        // The project is shared by every cluster: `{cluster}` in a server
+        // URL becomes a glob, which AppProject destinations accept.
+        Destination::Server(url) => map([
+            ("server", s(url.replace("{cluster}", "*"))),
+            ("namespace", s("*")),
+        ]),
         Destination::Name(_) => map([("name", s("*")), ("namespace", s("*"))]),
     };
     let spec = map([

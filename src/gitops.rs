@@ -80,6 +80,13 @@ fn render_targets(
     consumers
         .check_layout(&labels, &paths, &repo_args.path)
         .map_err(Error::Usage)?;
+    if let Some(argo) = &consumers.argo {
+        // The working tree stands for the branch the commit goes on.
+        let existing = crate::outdir::read_existing(&repo_args.repo.join(&argo.dir))?;
+        consumers
+            .check_argo_switch(&existing)
+            .map_err(Error::Usage)?;
+    }
     let description = describe(&source);
     let is_file = matches!(source, Source::File(_));
     let schemas = load_schemas(source_args)?;
@@ -157,7 +164,16 @@ fn changes<'a>(targets: &'a [Target], plans: &'a [Plan], appliers: Appliers) -> 
 }
 
 /// The summary counts policies; consumer manifests are not policies.
+///
+/// `commit` and `diff` both call this once their plans are known, so it is
+/// also where the files in a rendered directory that the tool did not write
+/// are warned of (see [`crate::plan::warn_foreign`]).
 fn summarise(targets: &[Target], plans: &[Plan]) -> Summary {
+    for (target, plan) in targets.iter().zip(plans) {
+        if target.role == Role::Policies {
+            crate::plan::warn_foreign(&target.path, plan);
+        }
+    }
     Summary {
         clusters: targets
             .iter()
@@ -247,15 +263,15 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     };
     let committed = repo::commit(&repository, &git, &sig, &targets, &options)?;
     let branch = committed.branch.trim_start_matches("refs/heads/");
-    match (committed.commit, committed.bot) {
+    let said = match (committed.commit, committed.bot) {
         (Some(id), _) if committed.reused => {
-            eprintln!("{branch} already holds these changes in {id}: no new commit, nothing pushed")
+            format!("{branch} already holds these changes in {id}: no new commit, nothing pushed")
         }
-        (Some(id), _) => eprintln!(
+        (Some(id), _) => format!(
             "committed {id} on {branch}{}",
             if args.push { " and pushed" } else { "" }
         ),
-        (None, Some(repo::BotBranch::Deleted)) => eprintln!(
+        (None, Some(repo::BotBranch::Deleted)) => format!(
             "nothing changed from the base: {branch} deleted{}",
             if args.push {
                 " on the remote, which withdraws its pull request"
@@ -263,8 +279,9 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
                 ""
             }
         ),
-        (None, _) => eprintln!("nothing changed: no commit on {branch}"),
-    }
+        (None, _) => format!("nothing changed: no commit on {branch}"),
+    };
+    crate::logging::print_info(&said);
 
     // The body reads every changed policy's annotations back from its file:
     // worth doing only when something will show it.
@@ -335,9 +352,11 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     if let Some((Ok(synced), _)) = &pull_request {
         let word = forge.as_ref().map_or("", |f| f.kind.request_word());
         match (&synced.url, synced.action) {
-            (_, Action::None) => eprintln!("no open {word} to close"),
-            (Some(url), action) => eprintln!("{word} {}: {url}", action.as_str()),
-            (None, action) => eprintln!("{word} {}", action.as_str()),
+            (_, Action::None) => crate::logging::print_info(&format!("no open {word} to close")),
+            (Some(url), action) => {
+                crate::logging::print_info(&format!("{word} {}: {url}", action.as_str()))
+            }
+            (None, action) => crate::logging::print_info(&format!("{word} {}", action.as_str())),
         }
     }
     let synced = match &pull_request {
@@ -452,6 +471,11 @@ pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
             })
         })?;
     let changed = plans.iter().any(|p| !p.is_empty());
+    // As `commit` does, for a workflow step that runs `diff` on a pull
+    // request; there is no commit to name.
+    if let Some(path) = std::env::var_os("GITHUB_OUTPUT").map(PathBuf::from) {
+        append(&path, &format!("changed={changed}\n"))?;
+    }
     let code = finish(
         args.summary_file.as_deref(),
         summarise(&targets, &plans),
@@ -466,15 +490,47 @@ pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
     })
 }
 
-/// `git diff`-style text for one file.
+/// `git diff`-style text for one file, which `git apply` takes: a new file
+/// is `new file mode 100644` from `/dev/null`, a removed one `deleted file
+/// mode 100644` to `/dev/null` (the tool writes regular files, never
+/// executable ones). git2 makes the hunks; the headers are written here,
+/// because a patch between two buffers knows nothing of files that do not
+/// exist.
 fn unified_diff(dir: &str, change: &crate::plan::Change) -> String {
-    let path = PathBuf::from(format!("{dir}/{}", change.path));
+    let path = format!("{dir}/{}", change.path);
     let old = change.old.as_deref().unwrap_or_default();
     let new = change.new.as_deref().unwrap_or_default();
-    match git2::Patch::from_buffers(old, Some(&path), new, Some(&path), None)
+    let as_path = PathBuf::from(&path);
+    let hunks = match git2::Patch::from_buffers(old, Some(&as_path), new, Some(&as_path), None)
         .and_then(|mut p| p.to_buf())
     {
-        Ok(buf) => String::from_utf8_lossy(&buf).into_owned(),
-        Err(_) => format!("{}: (no textual diff)\n", path.display()),
+        Ok(buf) => {
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            match text.find("\n@@ ") {
+                Some(at) => text[at + 1..].to_owned(),
+                None if text.starts_with("@@ ") => text,
+                // No textual change (an empty file added or removed).
+                None => String::new(),
+            }
+        }
+        Err(_) => return format!("# {path}: (no textual diff)\n"),
+    };
+    let (mode, from, to) = match (&change.old, &change.new) {
+        (None, _) => (
+            "new file mode 100644\n",
+            "/dev/null".to_owned(),
+            format!("b/{path}"),
+        ),
+        (_, None) => (
+            "deleted file mode 100644\n",
+            format!("a/{path}"),
+            "/dev/null".to_owned(),
+        ),
+        _ => ("", format!("a/{path}"), format!("b/{path}")),
+    };
+    let mut out = format!("diff --git a/{path} b/{path}\n{mode}");
+    if !hunks.is_empty() {
+        out.push_str(&format!("--- {from}\n+++ {to}\n{hunks}"));
     }
+    out
 }

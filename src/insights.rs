@@ -442,6 +442,47 @@ impl Client {
 
     /// Every cluster, at most `concurrency` at a time, results in the order
     /// given. One cluster's failure is its own result and stops nothing.
+    /// Like [`Client::fetch_all`], but hands each result to `done` (with
+    /// the cluster's index in `clusters`) as soon as it is complete, so a
+    /// caller can render one response while others are still on their way.
+    /// Returns once every cluster is done.
+    pub async fn fetch_each(
+        &self,
+        clusters: &[String],
+        done: std::sync::mpsc::Sender<(usize, Result<Vec<u8>, InsightsError>)>,
+    ) {
+        let clusters: Arc<[String]> = clusters.into();
+        let next = Arc::new(AtomicUsize::new(0));
+        let workers = self.config.concurrency.clamp(1, clusters.len().max(1));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            let (client, clusters, next, done) =
+                (self.clone(), clusters.clone(), next.clone(), done.clone());
+            set.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(cluster) = clusters.get(i) else {
+                        return;
+                    };
+                    let result = client.fetch(cluster).await;
+                    // The receiver gone means the caller stopped waiting.
+                    if done.send((i, result)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done);
+        while let Some(joined) = set.join_next().await {
+            if let Err(e) = joined {
+                if e.is_panic() {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+                panic!("a fetch task was cancelled: {e}");
+            }
+        }
+    }
+
     pub async fn fetch_all(
         &self,
         clusters: &[String],

@@ -7,7 +7,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            if e.use_stderr() && logging::json_requested(std::env::args()) {
+                logging::print_error(e.render().to_string().trim_end());
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(if e.use_stderr() {
                 exit::USAGE
             } else {
@@ -16,13 +20,13 @@ fn main() -> ExitCode {
         }
     };
     if let Err(message) = logging::init(cli.log_level.as_deref(), cli.log_format) {
-        eprintln!("error: {message}");
+        logging::print_error(&message);
         return ExitCode::from(exit::USAGE);
     }
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            logging::print_error(&e.to_string());
             ExitCode::from(e.exit_code())
         }
     }

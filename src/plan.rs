@@ -55,6 +55,11 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Objects whose file already has the rendered bytes.
     pub unchanged: usize,
+    /// `.yaml` files in the directory that the tool did not write (they lack
+    /// its header): left alone, and not in `kustomization.yaml`, so
+    /// kustomize does not build them and Flux or Argo CD never applies
+    /// them. Sorted.
+    pub foreign: Vec<String>,
 }
 
 impl Plan {
@@ -119,6 +124,7 @@ pub fn plan(
     }
     for (path, e) in existing {
         if !e.is_ours() {
+            plan.foreign.push(path);
             continue;
         }
         if let Existing::File(old) = e {
@@ -133,6 +139,17 @@ pub fn plan(
     }
     plan.changes.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(plan)
+}
+
+/// Warns of the files in `dir` that the tool did not write (see
+/// [`Plan::foreign`]): someone may expect them applied, and nothing will.
+pub fn warn_foreign(dir: &str, plan: &Plan) {
+    for file in &plan.foreign {
+        tracing::warn!(
+            "{dir}/{file} was not written by insights-policy-render and is not listed in {dir}/{}: kustomize will not build it and Flux or Argo CD will not apply it. Move it out of the rendered directory",
+            crate::render::KUSTOMIZATION
+        );
+    }
 }
 
 /// Like [`plan`], for files that share a directory with files of other

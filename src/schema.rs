@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::identity::Identity;
 use crate::render::RenderedTree;
@@ -28,19 +29,65 @@ pub enum SchemaError {
 
 type Key = (String, String, String);
 
-/// Compiled schemas by (group, version, kind).
+/// The CRDs of `--crd-dir`, indexed by (group, version, kind). A schema is
+/// compiled the first time an object of its kind and version is checked,
+/// and kept for the rest of the run: compiled, the Kyverno CRDs take close
+/// to a gigabyte (`ClusterPolicy` alone several hundred megabytes), and a
+/// response uses a few of their thirty-odd versions.
 pub struct Schemas {
-    validators: BTreeMap<Key, jsonschema::Validator>,
+    /// Where each version's schema is: the file, and the CRD's position
+    /// among the documents of that file.
+    index: BTreeMap<Key, (PathBuf, usize)>,
+    compiled: Mutex<BTreeMap<Key, Arc<jsonschema::Validator>>>,
     groups: Vec<String>,
 }
 
+/// What the index needs of a CRD; the schemas themselves are skipped
+/// (`IgnoredAny`), so indexing builds no tree of them.
+#[derive(serde::Deserialize)]
+struct CrdHead {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    spec: Option<CrdSpec>,
+}
+
+#[derive(serde::Deserialize)]
+struct CrdSpec {
+    group: Option<String>,
+    names: Option<CrdNames>,
+    #[serde(default)]
+    versions: Vec<CrdVersion>,
+}
+
+#[derive(serde::Deserialize)]
+struct CrdNames {
+    kind: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct CrdVersion {
+    name: Option<String>,
+    schema: Option<CrdValidation>,
+}
+
+#[derive(serde::Deserialize)]
+struct CrdValidation {
+    #[serde(rename = "openAPIV3Schema")]
+    open_api_v3_schema: Option<serde::de::IgnoredAny>,
+}
+
+fn read_err(path: &Path, message: String) -> SchemaError {
+    SchemaError::Read {
+        path: path.to_owned(),
+        message,
+    }
+}
+
 impl Schemas {
-    /// Reads every `.yaml`/`.yml`/`.json` file of `dir` and keeps the CRDs in it.
+    /// Reads every `.yaml`/`.yml`/`.json` file of `dir` and indexes the CRDs
+    /// in it; nothing is compiled yet.
     pub fn load(dir: &Path) -> Result<Schemas, SchemaError> {
-        let read_err = |path: &Path, message: String| SchemaError::Read {
-            path: path.to_owned(),
-            message,
-        };
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| read_err(dir, e.to_string()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -50,54 +97,98 @@ impl Schemas {
             })
             .collect();
         files.sort();
-        let mut validators = BTreeMap::new();
+        let mut index = BTreeMap::new();
         let mut groups = Vec::new();
         for path in files {
             let text =
                 std::fs::read_to_string(&path).map_err(|e| read_err(&path, e.to_string()))?;
-            for doc in serde_yaml::Deserializer::from_str(&text) {
-                let value: serde_json::Value = serde::Deserialize::deserialize(doc)
+            for (position, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+                let head: Option<CrdHead> = serde::Deserialize::deserialize(doc)
                     .map_err(|e| read_err(&path, e.to_string()))?;
-                if value["kind"] != "CustomResourceDefinition" {
-                    continue;
-                }
-                let spec = &value["spec"];
-                let (Some(group), Some(kind)) =
-                    (spec["group"].as_str(), spec["names"]["kind"].as_str())
+                let Some(CrdHead {
+                    kind,
+                    spec: Some(spec),
+                }) = head
                 else {
                     continue;
                 };
-                for version in spec["versions"].as_array().into_iter().flatten() {
-                    let (Some(name), Some(schema)) = (
-                        version["name"].as_str(),
-                        version["schema"].get("openAPIV3Schema"),
+                if kind != "CustomResourceDefinition" {
+                    continue;
+                }
+                let (Some(group), Some(kind)) = (spec.group, spec.names.and_then(|n| n.kind))
+                else {
+                    continue;
+                };
+                for version in spec.versions {
+                    let (Some(name), Some(_)) = (
+                        version.name,
+                        version.schema.and_then(|s| s.open_api_v3_schema),
                     ) else {
                         continue;
                     };
-                    let mut schema = schema.clone();
-                    crd_schema_to_json_schema(&mut schema);
-                    let validator = jsonschema::validator_for(&schema).map_err(|e| {
-                        read_err(
-                            &path,
-                            format!("the schema of {kind} {group}/{name} does not compile: {e}"),
-                        )
-                    })?;
-                    validators.insert(
-                        (group.to_owned(), name.to_owned(), kind.to_owned()),
-                        validator,
+                    index.insert(
+                        (group.clone(), name, kind.clone()),
+                        (path.clone(), position),
                     );
-                    if !groups.iter().any(|g| g == group) {
-                        groups.push(group.to_owned());
+                    if !groups.contains(&group) {
+                        groups.push(group.clone());
                     }
                 }
             }
         }
-        if validators.is_empty() {
+        if index.is_empty() {
             return Err(SchemaError::Empty {
                 path: dir.to_owned(),
             });
         }
-        Ok(Schemas { validators, groups })
+        Ok(Schemas {
+            index,
+            compiled: Mutex::new(BTreeMap::new()),
+            groups,
+        })
+    }
+
+    /// The compiled schema of `key`, compiled now if it was not yet;
+    /// `Ok(None)` when these CRDs do not serve that version.
+    fn validator(&self, key: &Key) -> Result<Option<Arc<jsonschema::Validator>>, SchemaError> {
+        let Some((path, position)) = self.index.get(key) else {
+            return Ok(None);
+        };
+        let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = compiled.get(key) {
+            return Ok(Some(Arc::clone(v)));
+        }
+        let (group, version, kind) = key;
+        let text = std::fs::read_to_string(path).map_err(|e| read_err(path, e.to_string()))?;
+        let doc = serde_yaml::Deserializer::from_str(&text)
+            .nth(*position)
+            .ok_or_else(|| read_err(path, "the file changed while it was read".into()))?;
+        let mut crd: serde_json::Value =
+            serde::Deserialize::deserialize(doc).map_err(|e| read_err(path, e.to_string()))?;
+        drop(text);
+        let mut schema = crd["spec"]["versions"]
+            .as_array_mut()
+            .and_then(|versions| versions.iter_mut().find(|v| v["name"] == version.as_str()))
+            .and_then(|v| v["schema"].get_mut("openAPIV3Schema"))
+            .map(serde_json::Value::take)
+            .ok_or_else(|| read_err(path, "the file changed while it was read".into()))?;
+        drop(crd);
+        crd_schema_to_json_schema(&mut schema);
+        // Draft 4: OpenAPI 3.0's schema object is JSON Schema draft 4 with
+        // extensions (`exclusiveMaximum` is a boolean there, as in draft
+        // 4), and compiled as draft 4 the ClusterPolicy schema takes a
+        // fifth of the memory and time it takes as draft 2020-12 (the
+        // default for a schema without `$schema`): 160 MB and 0.3 s
+        // against 714 MB and 1.8 s (BENCHMARKS.md).
+        let validator = jsonschema::draft4::new(&schema).map_err(|e| {
+            read_err(
+                path,
+                format!("the schema of {kind} {group}/{version} does not compile: {e}"),
+            )
+        })?;
+        let validator = Arc::new(validator);
+        compiled.insert(key.clone(), Arc::clone(&validator));
+        Ok(Some(validator))
     }
 
     /// Every object of `tree` whose group has CRDs here is checked; kinds
@@ -136,7 +227,7 @@ impl Schemas {
                 version.clone(),
                 identity.kind.kind().to_owned(),
             );
-            let Some(validator) = self.validators.get(&key) else {
+            let Some(validator) = self.validator(&key)? else {
                 problems.push(format!(
                     "{}: apiVersion: version {version:?} of {} is not served by the CRDs in --crd-dir",
                     describe(identity, file),
@@ -162,15 +253,8 @@ impl Schemas {
         if problems.is_empty() {
             Ok(())
         } else {
-            const SHOWN: usize = 20;
-            let mut list: String = problems
-                .iter()
-                .take(SHOWN)
-                .map(|p| format!("\n  {p}"))
-                .collect();
-            if problems.len() > SHOWN {
-                list.push_str(&format!("\n  ... and {} more", problems.len() - SHOWN));
-            }
+            // Every problem, however many (the README promises the list).
+            let list: String = problems.iter().map(|p| format!("\n  {p}")).collect();
             Err(SchemaError::Invalid {
                 count: problems.len(),
                 list,
@@ -190,7 +274,7 @@ impl Schemas {
             version.to_owned(),
             doc["kind"].as_str()?.to_owned(),
         );
-        let validator = self.validators.get(&key)?;
+        let validator = self.validator(&key).ok()??;
         Some(
             validator
                 .iter_errors(doc)
@@ -219,5 +303,44 @@ pub fn crd_schema_to_json_schema(schema: &mut serde_json::Value) {
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(crd_schema_to_json_schema),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compiled, the Kyverno CRDs take close to a gigabyte: only the
+    /// versions a response uses are compiled, once each.
+    #[test]
+    fn only_the_versions_in_use_are_compiled_once_each() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/kyverno");
+        if !dir.is_dir() {
+            if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+                panic!("{} is required in CI", dir.display());
+            }
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {} is missing", dir.display());
+            return;
+        }
+        let schemas = Schemas::load(&dir).unwrap();
+        assert!(schemas.index.len() > 10, "every version is indexed");
+        assert_eq!(
+            schemas.compiled.lock().unwrap().len(),
+            0,
+            "none compiled yet"
+        );
+        let response = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: a}\nspec: {rules: []}\n---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: b}\nspec: {rules: []}\n---\napiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e, namespace: x}\nspec: {exceptions: [], match: {}}\n";
+        let (tree, _) = crate::commands::render_response(response.as_bytes()).unwrap();
+        schemas.check(&tree).unwrap();
+        schemas.check(&tree).unwrap();
+        let compiled: Vec<Key> = schemas.compiled.lock().unwrap().keys().cloned().collect();
+        assert_eq!(
+            compiled,
+            [
+                ("kyverno.io".into(), "v1".into(), "ClusterPolicy".into()),
+                ("kyverno.io".into(), "v2".into(), "PolicyException".into()),
+            ]
+        );
     }
 }

@@ -32,6 +32,27 @@ impl Source {
     /// come from the insights-agent's environment variables.
     pub fn from_args(args: &SourceArgs) -> Result<Source, Error> {
         if let Some(path) = &args.from_file {
+            // A file is one response, named by the one --cluster: with
+            // several, which cluster it belongs to would be a guess (and
+            // the others would silently get nothing).
+            let mut named: Vec<&str> = Vec::new();
+            for c in args
+                .clusters
+                .iter()
+                .map(|c| c.trim())
+                .filter(|c| !c.is_empty())
+            {
+                if !named.contains(&c) {
+                    named.push(c);
+                }
+            }
+            if named.len() > 1 {
+                return Err(Error::Usage(format!(
+                    "--from-file reads one response, for one cluster, but {} clusters are named ({}; from --cluster or FAIRWINDS_CLUSTER): name only the cluster the file belongs to",
+                    named.len(),
+                    named.join(", ")
+                )));
+            }
             return Ok(Source::File(path.clone()));
         }
         let org = args.org.as_deref().filter(|o| !o.is_empty()).ok_or_else(|| {
@@ -106,6 +127,47 @@ impl Source {
                         cluster: Some(cluster),
                         bytes: result.map_err(Error::Fetch),
                     })
+                    .collect())
+            }
+        }
+    }
+}
+
+impl Source {
+    /// Reads every response and hands each to `each` as soon as it is
+    /// there (from the API, in the order they complete, while the others
+    /// are still being fetched); returns what `each` made of them in the
+    /// order of the clusters. Per-cluster failures reach `each` in place.
+    pub fn read_each<T>(self, mut each: impl FnMut(Input) -> T) -> Result<Vec<T>, Error> {
+        match self {
+            Source::File(path) => Ok(vec![each(read_file(&path))]),
+            Source::Insights { config, clusters } => {
+                let client = Client::new(config).map_err(Error::Fetch)?;
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
+                let (tx, rx) = std::sync::mpsc::channel();
+                let mut made: Vec<Option<T>> = clusters.iter().map(|_| None).collect();
+                std::thread::scope(|scope| {
+                    let fetcher =
+                        scope.spawn(|| runtime.block_on(client.fetch_each(&clusters, tx)));
+                    for (i, result) in rx {
+                        let cluster = clusters[i].clone();
+                        made[i] = Some(each(Input {
+                            origin: format!("cluster {cluster:?}"),
+                            cluster: Some(cluster),
+                            bytes: result.map_err(Error::Fetch),
+                        }));
+                    }
+                    if let Err(panic) = fetcher.join() {
+                        std::panic::resume_unwind(panic);
+                    }
+                });
+                Ok(made
+                    .into_iter()
+                    .map(|m| m.expect("every cluster is fetched once"))
                     .collect())
             }
         }

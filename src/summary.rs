@@ -103,6 +103,35 @@ impl ClusterSummary {
         }
     }
 
+    /// `prod: 2 added, ...`, or `prod: failed: ...`.
+    pub fn human_line(&self) -> String {
+        let mut out = String::new();
+        if let Some(name) = &self.cluster {
+            out.push_str(name);
+            out.push_str(": ");
+        }
+        match &self.error {
+            Some(e) => out.push_str(&format!("failed: {e}")),
+            None => out.push_str(&self.counts_line()),
+        }
+        out
+    }
+
+    /// The counts as fields of a JSON log line.
+    pub fn log_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut fields = serde_json::Map::new();
+        fields.insert("cluster".into(), self.cluster.clone().into());
+        fields.insert(
+            "status".into(),
+            serde_json::to_value(self.status).expect("a status serialises"),
+        );
+        fields.insert("added".into(), self.added.len().into());
+        fields.insert("updated".into(), self.updated.len().into());
+        fields.insert("removed".into(), self.removed.len().into());
+        fields.insert("unchanged".into(), self.unchanged.into());
+        fields
+    }
+
     /// `2 added, 1 updated, 0 removed, 40 unchanged`.
     pub fn counts_line(&self) -> String {
         format!(
@@ -121,14 +150,7 @@ impl Summary {
     pub fn human(&self) -> String {
         let mut out = String::new();
         for c in &self.clusters {
-            if let Some(name) = &c.cluster {
-                out.push_str(name);
-                out.push_str(": ");
-            }
-            match &c.error {
-                Some(e) => out.push_str(&format!("failed: {e}")),
-                None => out.push_str(&c.counts_line()),
-            }
+            out.push_str(&c.human_line());
             out.push('\n');
         }
         out

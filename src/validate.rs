@@ -58,18 +58,16 @@ pub struct ValidationError {
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const SHOWN: usize = 20;
+        // Every problem, however many: the person fixing the response
+        // upstream needs the whole list, and a cut list would hide some.
         let n = self.problems.len();
         write!(
             f,
             "the response was refused ({n} problem{}); nothing was written:",
             if n == 1 { "" } else { "s" }
         )?;
-        for p in self.problems.iter().take(SHOWN) {
+        for p in &self.problems {
             write!(f, "\n  {p}")?;
-        }
-        if n > SHOWN {
-            write!(f, "\n  ... and {} more", n - SHOWN)?;
         }
         Ok(())
     }
@@ -135,6 +133,23 @@ impl<T> Checked<T> {
 
 /// Checks and cleans one document; `None` for an empty one.
 pub fn check(doc: Document) -> Option<Checked<Policy>> {
+    if let Some(error) = doc.error {
+        // Well-formed YAML that we refuse (a duplicate key, a custom tag):
+        // one problem of this document, beside those of the others.
+        let source = Source {
+            document: doc.index,
+            line: error.mark.line,
+        };
+        return Some(Checked {
+            source,
+            warnings: Vec::new(),
+            result: Err(Problem {
+                source,
+                field: String::new(),
+                reason: error.kind.to_string(),
+            }),
+        });
+    }
     let root = doc.root?;
     let source = Source {
         document: doc.index,
@@ -329,14 +344,18 @@ fn check_document(
             metadata.remove("namespace");
         }
     }
-    if let Some((field, key)) = overlong_key(&root) {
+    if let Some((field, node)) = unreadable_node(&root) {
+        let reason = match &node.value {
+            Value::Scalar(crate::yaml::Scalar::Float(f)) => non_finite_reason(*f),
+            _ => overlong_key_reason(node.as_str().unwrap_or_default()),
+        };
         return Err(Problem {
             source: Source {
-                line: key.mark.line,
+                line: node.mark.line,
                 ..source
             },
             field,
-            reason: overlong_key_reason(key.as_str().unwrap_or_default()),
+            reason,
         });
     }
     strip_server_fields(&mut root);
@@ -380,10 +399,12 @@ enum Step<'a> {
     Index(usize),
 }
 
-/// The first mapping key, depth first, that no consumer could read back,
-/// with the dotted path of the mapping that holds it. The path is built
-/// only for a key found: this walks every node of every policy.
-fn overlong_key(root: &Node) -> Option<(String, &Node)> {
+/// The first node, depth first, that no consumer could read back: a
+/// mapping key too long (with the dotted path of the mapping that holds it)
+/// or a value that is not a finite number (`.inf`, `-.Inf`, `.nan`, or a
+/// number too large for a float, with its own path). The path is built
+/// only for a node found: this walks every node of every policy.
+fn unreadable_node(root: &Node) -> Option<(String, &Node)> {
     /// On a find the trail is left as it is: it is the path.
     fn descend<'a>(step: Step<'a>, node: &'a Node, trail: &mut Vec<Step<'a>>) -> Option<&'a Node> {
         trail.push(step);
@@ -411,6 +432,7 @@ fn overlong_key(root: &Node) -> Option<(String, &Node)> {
                 .iter()
                 .enumerate()
                 .find_map(|(i, item)| descend(Step::Index(i), item, trail)),
+            Value::Scalar(crate::yaml::Scalar::Float(f)) if !f.is_finite() => Some(node),
             Value::Scalar(_) => None,
         }
     }
@@ -433,6 +455,23 @@ fn overlong_key(root: &Node) -> Option<(String, &Node)> {
         }
     }
     Some((path, key))
+}
+
+/// kubectl and kustomize turn every object into JSON, which has no
+/// infinity and no NaN: `kubectl kustomize` fails on the whole directory
+/// ("json: unsupported value: +Inf"), and Flux with it.
+fn non_finite_reason(f: f64) -> String {
+    let shown = if f.is_nan() {
+        "NaN"
+    } else if f > 0.0 {
+        "infinity"
+    } else {
+        "minus infinity"
+    };
+    format!(
+        "not a finite number (it reads as {shown}, {}): JSON cannot hold it, so kubectl and kustomize cannot read this object back; quote the value if a string is meant",
+        crate::yaml::emit::format_float(f)
+    )
 }
 
 fn overlong_key_reason(key: &str) -> String {
@@ -607,6 +646,36 @@ mod tests {
     fn same_name_in_two_groups_or_namespaces_is_fine() {
         let set = run("apiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e, namespace: a}\n---\napiVersion: policies.kyverno.io/v1\nkind: PolicyException\nmetadata: {name: e, namespace: a}\n---\napiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e, namespace: b}\n").unwrap();
         assert_eq!(set.policies().len(), 3);
+    }
+
+    #[test]
+    fn non_finite_numbers_are_refused_with_their_path_and_line() {
+        for spelling in [
+            ".inf",
+            ".Inf",
+            ".INF",
+            "+.inf",
+            "+.Inf",
+            "-.inf",
+            "-.INF",
+            ".nan",
+            ".NaN",
+            ".NAN",
+            "!!float .inf",
+            "1e400",
+            "-1e400",
+        ] {
+            let p = only_problem(&format!(
+                "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules:\n    - name: r\n      x:\n        y: {spelling}\n"
+            ));
+            assert_eq!(p.field, "spec.rules[0].x.y", "{spelling}");
+            assert_eq!((p.source.document, p.source.line), (1, 9), "{spelling}");
+            assert!(p.reason.contains("JSON cannot hold"), "{}", p.reason);
+        }
+        // Quoted, it is a string; and a finite float is fine.
+        run("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  a: '.inf'\n  b: \".nan\"\n  c: 1.5e300\n  d: [x, .inf2]\n").unwrap();
+        let p = only_problem("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  list: [1, -.inf]\n");
+        assert_eq!(p.field, "spec.list[1]");
     }
 
     #[test]

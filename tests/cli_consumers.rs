@@ -439,3 +439,138 @@ fn bad_consumer_flags_are_refused_before_anything_is_written() {
         r.stderr
     );
 }
+
+/// With several clusters and no destination, every cluster's Application
+/// would apply its policies to Argo CD's own cluster: refused before any
+/// request (the host is unreachable), naming the flags that fix it.
+#[test]
+fn argo_with_several_clusters_needs_a_destination() {
+    let repo = repo();
+    let repo_dir = repo.path().to_str().unwrap();
+    for flag in ["--argo", "--argo-appset"] {
+        let r = run_env(
+            &[
+                "commit",
+                "--org",
+                "acme",
+                "--cluster",
+                "a,b",
+                "--repo",
+                repo_dir,
+                "--author",
+                AUTHOR,
+                "--insights-host",
+                "http://127.0.0.1:9",
+                flag,
+                "--argo-repo-url",
+                "https://github.com/acme/policies.git",
+            ],
+            &[("FAIRWINDS_TOKEN", "t0ken-value")],
+            None,
+        );
+        assert_eq!(r.code, 64, "{flag}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("--argo-destination-name")
+                && r.stderr.contains("--argo-destination-server"),
+            "{flag}: {}",
+            r.stderr
+        );
+    }
+    // A server URL per cluster: {cluster} is replaced in the Application,
+    // and the shared AppProject admits them all through a glob.
+    let mut args = vec![
+        "render",
+        "--from-file",
+        EXAMPLE,
+        "--cluster",
+        "prod",
+        "--out",
+    ];
+    let out = repo.path().join("kyverno-policies/prod");
+    args.push(out.to_str().unwrap());
+    args.extend([
+        "--argo",
+        "--argo-repo-url",
+        "https://github.com/acme/policies.git",
+        "--argo-destination-server",
+        "https://{cluster}.k8s.acme.example",
+    ]);
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let app = std::fs::read_to_string(
+        repo.path()
+            .join("argocd/application_kyverno-policies-prod.yaml"),
+    )
+    .unwrap();
+    assert!(
+        app.contains("  destination:\n    server: https://prod.k8s.acme.example\n"),
+        "{app}"
+    );
+    let project =
+        std::fs::read_to_string(repo.path().join("argocd/appproject_kyverno-policies.yaml"))
+            .unwrap();
+    assert!(
+        project.contains("server: https://*.k8s.acme.example"),
+        "{project}"
+    );
+}
+
+/// Per-cluster Applications left beside an ApplicationSet that generates
+/// Applications of the same names (or the other way round) would have two
+/// owners fighting over each Application: refused, naming what to remove.
+#[test]
+fn switching_between_argo_and_argo_appset_names_the_files_to_remove() {
+    let repo = repo();
+    let url = "https://github.com/acme/policies.git";
+    let name = ["--argo-destination-name", "{cluster}"];
+    let r = commit(repo.path(), EXAMPLE, &["--argo", "--argo-repo-url", url]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let head = git(repo.path(), &["rev-parse", "HEAD"]);
+    let mut appset = vec!["--argo-appset", "--argo-repo-url", url];
+    appset.extend(name);
+    let r = commit(repo.path(), EXAMPLE, &appset);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Remove argocd/application_kyverno-policies-prod.yaml"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(git(repo.path(), &["rev-parse", "HEAD"]), head);
+    git(
+        repo.path(),
+        &["rm", "-q", "argocd/application_kyverno-policies-prod.yaml"],
+    );
+    git(repo.path(), &["commit", "-q", "-m", "drop the Application"]);
+    let r = commit(repo.path(), EXAMPLE, &appset);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // And back: the ApplicationSet is in the way of the Applications.
+    let r = commit(repo.path(), EXAMPLE, &["--argo", "--argo-repo-url", url]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Remove argocd/applicationset_kyverno-policies.yaml"),
+        "{}",
+        r.stderr
+    );
+    // render --out checks the same.
+    let out = repo.path().join("kyverno-policies/prod");
+    let r = run(&[
+        "render",
+        "--from-file",
+        EXAMPLE,
+        "--cluster",
+        "prod",
+        "--out",
+        out.to_str().unwrap(),
+        "--argo",
+        "--argo-repo-url",
+        url,
+    ]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("applicationset_kyverno-policies.yaml"),
+        "{}",
+        r.stderr
+    );
+}

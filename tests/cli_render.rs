@@ -253,7 +253,7 @@ fn every_refusal_names_document_and_field_and_changes_nothing() {
         ("cluster role binding", format!("{CLUSTER_POLICY}---\n{crb}"), "document 2 (line 8): kind: kind ClusterRoleBinding"),
         ("list", list, "a List (v1) is not accepted"),
         ("foreign group", CLUSTER_POLICY.replace("kyverno.io/v1", "kyverno.io.evil.com/v1"), "apiVersion: kind ClusterPolicy belongs to API group kyverno.io"),
-        ("duplicate key", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: a\n  name: b\n".into(), "line 5, column 3): duplicate key \"name\" (first at line 4)"),
+        ("duplicate key", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: a\n  name: b\n".into(), "document 1 (line 5): duplicate key \"name\" (first at line 4)"),
         ("duplicate identity", format!("{CLUSTER_POLICY}---\n{CLUSTER_POLICY}"), "document 2 (line 8): ClusterPolicy.kyverno.io/a is already defined by document 1 (line 1)"),
         ("namespace missing", "apiVersion: kyverno.io/v1\nkind: Policy\nmetadata: {name: a}\n".into(), "metadata.namespace: required: Policy is a namespaced kind"),
         ("path traversal", CLUSTER_POLICY.replace("name: a", "name: ../../etc/passwd"), "metadata.name: \"../../etc/passwd\" is not a valid name"),

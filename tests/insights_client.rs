@@ -498,11 +498,9 @@ async fn an_unexpected_success_status_or_a_redirect_is_not_taken_for_policies() 
 
 #[tokio::test]
 async fn a_refused_connection_is_retried_and_names_the_host() {
-    // A port that was just free: nothing listens there.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port we hold without listening: nothing can listen there.
+    let refused = support::ports::refused_port();
+    let port = refused.port;
     let mut c = config(&format!("http://127.0.0.1:{port}"));
     c.retries = 2;
     let e = fails(Client::new(c).unwrap().fetch("prod").await);
@@ -677,10 +675,8 @@ async fn the_token_is_in_no_url_and_no_error() {
     let mut wrong = c.clone();
     wrong.token = Token::new(format!("{TOKEN}-2"));
     errors.push(Client::new(wrong).unwrap().fetch("prod").await.unwrap_err());
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let held = support::ports::refused_port();
+    let port = held.port;
     let mut refused = c.clone();
     refused.host = format!("http://127.0.0.1:{port}");
     errors.push(
@@ -797,4 +793,38 @@ fn the_client_runs_on_its_own_runtime_against_the_fake() {
         .unwrap();
     let body = runtime.block_on(client(&s).fetch("staging")).unwrap();
     assert_eq!(body, ONE.as_bytes());
+}
+
+/// Each response is handed on as soon as it is complete, so the caller can
+/// render it while the others are still on their way: the fast cluster's
+/// answer comes first although it is second in the list, and while the
+/// slow one is still being answered.
+#[tokio::test]
+async fn fetch_each_hands_on_each_response_as_it_completes() {
+    let s = server();
+    s.cluster("slow", format!("# slow\n{ONE}"));
+    s.cluster("fast", format!("# fast\n{ONE}"));
+    s.fault("slow", Fault::Delay(Duration::from_secs(2)));
+    let mut c = config(&s.url);
+    c.concurrency = 2;
+    let client = Client::new(c).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let clusters = ["slow".to_string(), "fast".to_string()];
+    let fetching = tokio::spawn(async move { client.fetch_each(&clusters, tx).await });
+    let first = tokio::task::spawn_blocking(move || {
+        let first = rx.recv().unwrap();
+        (first, rx)
+    });
+    let ((index, body), rx) = first.await.unwrap();
+    assert_eq!(index, 1, "the fast cluster first");
+    assert!(body.unwrap().starts_with(b"# fast"));
+    assert!(
+        !fetching.is_finished(),
+        "the slow one is still being fetched"
+    );
+    fetching.await.unwrap();
+    let (index, body) = rx.recv().unwrap();
+    assert_eq!(index, 0);
+    assert!(body.unwrap().starts_with(b"# slow"));
+    assert!(rx.recv().is_err(), "each cluster once");
 }

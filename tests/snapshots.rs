@@ -53,6 +53,6 @@ fn exported_fields_are_stripped_and_unknown_fields_kept_in_order() {
 fn ambiguous_scalars_are_quoted_and_types_kept() {
     snapshot(
         "ambiguous_scalars",
-        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: scalars}\nspec:\n  strings: ['on', 'off', 'yes', 'no', 'y', 'N', '~', 'null', '1_000', '0x1F', '0o17', '12:30', '.inf', '1e3', '2024-01-01', 'true', '', ' padded ', 'a: b', 'a #b', '*', '- x']\n  plain: [on, yes, 1Gi, 100m, kyverno.io/v1, 'Deployment/*']\n  numbers: [1, -2, 0o17, 0x1F, 1e3, 2.5, -.inf, .nan]\n  booleans: [true, false]\n  nulls: [null, ~]\n  cel: \"object.spec.containers.all(c,\\n  has(c.image))\"\n  trailing: \"line\\n\"\n  keep: \"a\\n\\n\"\n",
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: scalars}\nspec:\n  strings: ['on', 'off', 'yes', 'no', 'y', 'N', '~', 'null', '1_000', '0x1F', '0o17', '12:30', '.inf', '1e3', '2024-01-01', 'true', '', ' padded ', 'a: b', 'a #b', '*', '- x']\n  plain: [on, yes, 1Gi, 100m, kyverno.io/v1, 'Deployment/*']\n  numbers: [1, -2, 0o17, 0x1F, 1e3, 2.5]\n  booleans: [true, false]\n  nulls: [null, ~]\n  cel: \"object.spec.containers.all(c,\\n  has(c.image))\"\n  trailing: \"line\\n\"\n  keep: \"a\\n\\n\"\n",
     );
 }

@@ -190,11 +190,18 @@ fn literal_ok(s: &str) -> bool {
     if s.trim_end_matches('\n').is_empty() {
         return false;
     }
-    // Lines of only spaces, and trailing spaces or tabs on a line, are kept
-    // by some readers and trimmed by others (and by editors); a tab opening
-    // a line is indentation-adjacent and read differently too. Quote those.
-    s.split('\n')
-        .all(|line| !line.ends_with([' ', '\t']) && !line.starts_with('\t'))
+    // A tab opening a line is indentation-adjacent and read differently by
+    // different readers: quote those. Trailing spaces and tabs, and lines of
+    // only spaces, are content in a literal block, and libyaml, PyYAML,
+    // go-yaml (kubectl kustomize) and yaml-rust2 all keep them, provided the
+    // indentation is stated (see `emit_literal`).
+    !s.split('\n').any(|line| line.starts_with('\t'))
+}
+
+/// Whether a line of `s` ends in a space or a tab (a line of only spaces
+/// included).
+fn has_trailing_blanks(s: &str) -> bool {
+    s.split('\n').any(|line| line.ends_with([' ', '\t']))
 }
 
 fn emit_literal(s: &str, level: usize, out: &mut String) {
@@ -202,8 +209,11 @@ fn emit_literal(s: &str, level: usize, out: &mut String) {
     let trailing = s.len() - body.len();
     out.push('|');
     // A body that opens with a space or an empty line would have its
-    // indentation mis-detected: state it.
-    if body.starts_with(' ') || body.starts_with('\n') {
+    // indentation mis-detected: state it. State it too when a line ends in
+    // blanks: a line of only spaces before the first content line is then
+    // content, not an error, and an editor or a reviewer sees from the
+    // header that the block's lines are exact.
+    if body.starts_with(' ') || body.starts_with('\n') || has_trailing_blanks(body) {
         out.push('2');
     }
     match trailing {
@@ -391,8 +401,18 @@ mod tests {
     }
 
     #[test]
+    fn trailing_blanks_stay_in_a_literal_block_with_its_indentation_stated() {
+        assert_eq!(emit(&map(vec![("a", s("x \ny"))])), "a: |2-\n  x \n  y\n");
+        assert_eq!(
+            emit(&map(vec![("a", s("x\t\n  \ny\n"))])),
+            "a: |2\n  x\t\n    \n  y\n"
+        );
+        assert_eq!(emit(&seq(vec![s("a \nb")])), "- |2-\n  a \n  b\n");
+    }
+
+    #[test]
     fn strings_a_literal_cannot_hold_exactly_are_quoted() {
-        assert_eq!(emit(&map(vec![("a", s("x \ny"))])), "a: \"x \\ny\"\n");
+        assert_eq!(emit(&map(vec![("a", s("\tx\ny"))])), "a: \"\\tx\\ny\"\n");
         assert_eq!(emit(&map(vec![("a", s("x\r\ny"))])), "a: \"x\\r\\ny\"\n");
         assert_eq!(emit(&map(vec![("a", s("x\u{2028}"))])), "a: \"x\\u2028\"\n");
     }

@@ -12,7 +12,10 @@ pub mod parse;
 pub(crate) mod split;
 
 pub use emit::emit_document;
-pub use parse::{parse_stream, parse_stream_each, Document, ParseError, ParseErrorKind};
+pub use parse::{
+    parse_stream, parse_stream_each, parse_stream_each_recovering, Document, ParseError,
+    ParseErrorKind,
+};
 
 /// A position in the input, 1-based like an editor shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

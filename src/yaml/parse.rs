@@ -39,6 +39,11 @@ pub struct Document {
     pub index: usize,
     pub mark: Mark,
     pub root: Option<Node>,
+    /// Why the document could not be read, when it is well-formed YAML that
+    /// we refuse (a duplicate key, a forbidden tag, ...) and the stream was
+    /// read with [`parse_stream_each_recovering`]; `root` is `None` then.
+    /// The other functions return such an error instead.
+    pub error: Option<ParseError>,
 }
 
 /// A stream that is not YAML we accept. `document` is the 1-based document
@@ -75,6 +80,22 @@ pub enum ParseErrorKind {
     MergeKey,
 }
 
+impl ParseErrorKind {
+    /// Whether the error is about one document's content, which the
+    /// scanner reads past: the documents after it can still be read.
+    pub fn is_per_document(&self) -> bool {
+        matches!(
+            self,
+            ParseErrorKind::DuplicateKey { .. }
+                | ParseErrorKind::ComplexKey(_)
+                | ParseErrorKind::UnknownAlias
+                | ParseErrorKind::ForbiddenTag(_)
+                | ParseErrorKind::BadTaggedValue { .. }
+                | ParseErrorKind::MergeKey
+        )
+    }
+}
+
 /// Parses every document of `input`.
 ///
 /// A leading byte-order mark is ignored; CRLF line endings and `...`
@@ -90,6 +111,23 @@ pub fn parse_stream(input: &[u8]) -> Result<Vec<Document>, ParseError> {
 /// complete, so a caller that keeps less than the whole tree (the renderer
 /// keeps only the rendered bytes) holds one document's tree at a time.
 pub fn parse_stream_each(input: &[u8], each: impl FnMut(Document)) -> Result<(), ParseError> {
+    parse_bytes(input, false, each)
+}
+
+/// Like [`parse_stream_each`], but a document that is well-formed YAML with
+/// something we refuse in it (see [`ParseErrorKind::is_per_document`]) is
+/// handed to `each` with its [`Document::error`] set, and the documents
+/// after it are read too: one bad document does not hide the problems of
+/// the others. Syntax errors, invalid UTF-8 and alias bombs still end the
+/// stream (the scanner cannot go on, or the budget is the stream's).
+pub fn parse_stream_each_recovering(
+    input: &[u8],
+    each: impl FnMut(Document),
+) -> Result<(), ParseError> {
+    parse_bytes(input, true, each)
+}
+
+fn parse_bytes(input: &[u8], recover: bool, each: impl FnMut(Document)) -> Result<(), ParseError> {
     let text = std::str::from_utf8(input).map_err(|e| {
         let before = &input[..e.valid_up_to()];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -107,7 +145,7 @@ pub fn parse_stream_each(input: &[u8], each: impl FnMut(Document)) -> Result<(),
         }
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    parse_text(text, 0, each).map(|_| ())
+    parse_text(text, 0, recover, each).map(|_| ())
 }
 
 /// What parsing a piece of a stream saw besides its documents: what
@@ -128,10 +166,12 @@ pub(crate) struct PieceStats {
 pub(crate) fn parse_text(
     text: &str,
     line_offset: usize,
+    recover: bool,
     mut each: impl FnMut(Document),
 ) -> Result<PieceStats, ParseError> {
     let mut builder = Builder {
         line_offset,
+        eof_block_scalar: block_scalar_with_invented_break(text),
         ..Builder::default()
     };
     let mut parser = Parser::new_from_str(text);
@@ -150,7 +190,12 @@ pub(crate) fn parse_text(
             break;
         }
         let at = builder.mark(&marker);
-        builder.on_event(event, at)?;
+        if let Err(e) = builder.on_event(event, at, marker.index()) {
+            if !(recover && e.kind.is_per_document()) {
+                return Err(e);
+            }
+            builder.poison(e);
+        }
         if let Some(doc) = builder.finished.take() {
             each(doc);
         }
@@ -160,6 +205,54 @@ pub(crate) fn parse_text(
         alias_nodes: builder.alias_nodes,
         root_block_scalar: builder.root_block_scalar,
     })
+}
+
+/// yaml-rust2 reads a block scalar whose last line ends the input without a
+/// line break (`a: |` then `  x` at the very end) as if that line had one:
+/// "x\n", where the YAML spec, libyaml, PyYAML and go-yaml all read "x" (the
+/// clip and keep chomping keep only the line breaks that are there). Same
+/// for a last line of spaces, which gains a second break.
+///
+/// Returns the character index (as yaml-rust2's markers count) of the block
+/// scalar that needs its last line break taken back, if any. Only input that
+/// ends without a line break can be affected, and only its last scalar; to
+/// tell whether that scalar reaches the end of the input (rather than ending
+/// before a trailing comment, say) without re-implementing the scanner's
+/// indentation rules, the input is read again with one more character on its
+/// last line: that character changes the scalar's value exactly when the
+/// last line belongs to it.
+fn block_scalar_with_invented_break(text: &str) -> Option<usize> {
+    if text.is_empty() || text.ends_with(['\n', '\r']) || !text.contains(['|', '>']) {
+        return None;
+    }
+    let (index, value) = last_scalar_if_block(text)??;
+    if !value.ends_with('\n') {
+        return None; // strip chomping, or the scalar ended before the last line
+    }
+    match last_scalar_if_block(&format!("{text}z")) {
+        Some(Some((probe_index, probe_value))) if probe_index == index && probe_value != value => {
+            Some(index)
+        }
+        _ => None,
+    }
+}
+
+/// The last scalar of a stream when it is a block scalar: its marker's
+/// character index and its value. `None` when the stream does not parse.
+fn last_scalar_if_block(text: &str) -> Option<Option<(usize, String)>> {
+    let mut parser = Parser::new_from_str(text);
+    let mut last = None;
+    loop {
+        let (event, marker) = parser.next_token().ok()?;
+        match event {
+            Event::StreamEnd => return Some(last),
+            Event::Scalar(value, TScalarStyle::Literal | TScalarStyle::Folded, ..) => {
+                last = Some((marker.index(), value));
+            }
+            Event::SequenceEnd | Event::MappingEnd | Event::DocumentEnd | Event::Nothing => {}
+            _ => last = None,
+        }
+    }
 }
 
 /// A rough document count for errors found before parsing starts: lines
@@ -208,6 +301,13 @@ struct Builder {
     /// Lines of the stream before the text being parsed.
     line_offset: usize,
     root_block_scalar: bool,
+    /// The character index of a block scalar whose value yaml-rust2 ended
+    /// with a line break the input does not have (see
+    /// [`block_scalar_with_invented_break`]).
+    eof_block_scalar: Option<usize>,
+    /// The error that ended the current document (when recovering): the
+    /// rest of its events are skipped.
+    poisoned: Option<ParseError>,
 }
 
 impl Builder {
@@ -226,7 +326,16 @@ impl Builder {
         }
     }
 
-    fn on_event(&mut self, event: Event, at: Mark) -> Result<(), ParseError> {
+    fn poison(&mut self, error: ParseError) {
+        self.stack.clear();
+        self.root = None;
+        self.poisoned = Some(error);
+    }
+
+    fn on_event(&mut self, event: Event, at: Mark, marker_index: usize) -> Result<(), ParseError> {
+        if self.poisoned.is_some() && event != Event::DocumentEnd {
+            return Ok(());
+        }
         match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
             Event::DocumentStart => {
@@ -241,6 +350,7 @@ impl Builder {
                     index: self.document,
                     mark: self.doc_mark,
                     root,
+                    error: self.poisoned.take(),
                 });
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -248,6 +358,12 @@ impl Builder {
                     && matches!(style, TScalarStyle::Literal | TScalarStyle::Folded)
                 {
                     self.root_block_scalar = true;
+                }
+                let mut text = text;
+                if self.eof_block_scalar == Some(marker_index)
+                    && matches!(style, TScalarStyle::Literal | TScalarStyle::Folded)
+                {
+                    text.pop();
                 }
                 let size = 1 + text.len() / ALIAS_BYTES_PER_NODE;
                 let value = resolve_scalar(text, style, tag.as_ref())
@@ -626,6 +742,87 @@ mod tests {
         assert_eq!(docs.len(), 2);
         let first = docs[0].root.as_ref().unwrap();
         assert_eq!(first.get("b").unwrap().as_str(), Some("x\ny\n"));
+    }
+
+    #[test]
+    fn a_block_scalar_at_the_end_of_the_input_gains_no_line_break() {
+        let value = |input: &str| {
+            roots(input)
+                .remove(0)
+                .unwrap()
+                .get("a")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        // What the YAML spec, libyaml (serde_yaml), PyYAML and go-yaml read.
+        for (input, expected) in [
+            ("a: |\n  x", "x"),
+            ("a: >\n  x", "x"),
+            ("a: |+\n  x", "x"),
+            ("a: >+\n  x", "x"),
+            ("a: |-\n  x", "x"),
+            ("a: |\n  x\n  y", "x\ny"),
+            ("a: >\n  x\n  y", "x y"),
+            ("a: |\n  x\n  ", "x\n"),
+            ("a: |+\n  x\n\n  ", "x\n\n"),
+            ("a: |2\n    x", "  x"),
+            ("a: |\n  x\n  # not a comment", "x\n# not a comment"),
+            ("b: [1]\na: |\n  x", "x"),
+            // The scalar ends before the last line: nothing to take back.
+            ("a: |\n  x\n# c", "x\n"),
+            ("a: |\n  x\n#c\n  # c", "x\n"),
+            ("a: |\n  x\n ", "x\n"),
+            ("a: |\n  x\n...", "x\n"),
+            ("a: |\n  x\n", "x\n"),
+            ("a: |\r\n  x\r\n", "x\n"),
+        ] {
+            assert_eq!(value(input), expected, "{input:?}");
+        }
+        let nested = roots("a:\n  - |\n    x\n  - >+\n    y").remove(0).unwrap();
+        let items: Vec<_> = match &nested.get("a").unwrap().value {
+            Value::Seq(items) => items.iter().map(|n| n.as_str().unwrap()).collect(),
+            _ => unreachable!(),
+        };
+        assert_eq!(items, ["x\n", "y"]);
+    }
+
+    #[test]
+    fn recovering_reads_past_a_refused_document() {
+        let mut docs = Vec::new();
+        parse_stream_each_recovering(
+            b"a: 1\na: 2\n---\nb: 1\n---\nc: !custom x\nd: [1\n  , 2]\n---\ne: 1\ne: 2\n",
+            |d| docs.push(d),
+        )
+        .unwrap();
+        let summary: Vec<_> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d.index,
+                    d.root.is_some(),
+                    d.error.as_ref().map(|e| e.mark.line),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (1, false, Some(2)),
+                (2, true, None),
+                (3, false, Some(6)),
+                (4, false, Some(11))
+            ]
+        );
+        assert!(matches!(
+            docs[0].error.as_ref().unwrap().kind,
+            ParseErrorKind::DuplicateKey { .. }
+        ));
+        // A syntax error still ends the stream; the strict reader still
+        // stops at the first refused document.
+        assert!(parse_stream_each_recovering(b"a: 1\na: 2\n---\nb: [\n", |_| {}).is_err());
+        assert_eq!(err(b"a: 1\na: 2\n---\nb: 1\n").document, 1);
     }
 
     #[test]

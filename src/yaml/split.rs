@@ -11,8 +11,10 @@
 //! stream goes to the sequential parser instead when any piece fails to
 //! parse, has a root block scalar, or the input has a directive or a lone
 //! `\r`, or the pieces' aliases together exceed the stream's budget. Errors
-//! therefore always come from the sequential parser, with its document and
-//! line numbers and its first error.
+//! that end a stream therefore always come from the sequential parser, with
+//! its document and line numbers and its first error; a document refused on
+//! its own (a duplicate key, say: see [`super::parse_stream_each_recovering`])
+//! is handed on with its error, as the sequential reader hands it on.
 
 use super::parse::{parse_text, PieceStats, MAX_ALIAS_NODES};
 use super::Document;
@@ -124,9 +126,10 @@ pub(crate) fn parse_in_pieces<T: Send>(
             .map(|piece| {
                 scope.spawn(move || {
                     let mut items = Vec::new();
-                    let stats =
-                        parse_text(piece.text, piece.line_offset, |doc| items.push(each(doc)))
-                            .ok()?;
+                    let stats = parse_text(piece.text, piece.line_offset, true, |doc| {
+                        items.push(each(doc))
+                    })
+                    .ok()?;
                     Some((stats, items))
                 })
             })

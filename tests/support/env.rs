@@ -11,12 +11,21 @@ fn in_ci() -> bool {
 }
 
 /// Panics in CI, prints a reason and returns `None` elsewhere.
-fn missing<T>(what: &str) -> Option<T> {
+pub fn missing<T>(what: &str) -> Option<T> {
     if in_ci() {
         panic!("required for this test and missing in CI: {what}");
     }
-    eprintln!("SKIPPED: {what} is missing");
+    skipped(&format!("{what} is missing"));
     None
+}
+
+/// Prints `SKIPPED: why` where it is seen: `eprintln!` goes to the test
+/// harness's capture, which shows it only for a failed test, so a skip
+/// would pass unnoticed. A write to the stderr handle itself is not
+/// captured and shows in `cargo test`'s output beside the test's name.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
 
 /// The `shared` directory beside the repository.

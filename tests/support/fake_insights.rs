@@ -436,15 +436,55 @@ fn response_head(status: u16, headers: &[(&str, &str)], length: Option<usize>) -
 
 async fn respond(
     stream: &mut impl Stream,
+    flight: &InFlight,
     status: u16,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<()> {
-    stream
-        .write_all(&response_head(status, headers, Some(body.len())))
-        .await?;
-    stream.write_all(body).await?;
+    let mut bytes = response_head(status, headers, Some(body.len()));
+    bytes.extend_from_slice(body);
+    // The client cannot have the whole answer before its last byte is
+    // written, so the request stops counting just before it: never after
+    // the client has moved on to its next request.
+    let (most, last) = bytes.split_at(bytes.len() - 1);
+    stream.write_all(most).await?;
+    flight.end();
+    stream.write_all(last).await?;
     stream.shutdown().await
+}
+
+/// One request being answered, counted from its head read to the last
+/// byte of its answer (see [`respond`]); a connection that ends some other
+/// way (a fault, a client that hung up, the server stopping) stops counting
+/// when it is dropped.
+struct InFlight {
+    state: Arc<Mutex<State>>,
+    open: std::sync::atomic::AtomicBool,
+}
+
+impl InFlight {
+    fn start(state: Arc<Mutex<State>>) -> InFlight {
+        locked(&state, |s| {
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        });
+        InFlight {
+            state,
+            open: true.into(),
+        }
+    }
+
+    fn end(&self) {
+        if self.open.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            locked(&self.state, |s| s.in_flight -= 1);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.end();
+    }
 }
 
 const YAML: (&str, &str) = ("Content-Type", "application/x-yaml");
@@ -454,17 +494,18 @@ async fn serve(mut stream: impl Stream, state: Arc<Mutex<State>>) {
     let Some(head) = read_head(&mut stream).await else {
         return;
     };
-    locked(&state, |s| {
-        s.in_flight += 1;
-        s.max_in_flight = s.max_in_flight.max(s.in_flight);
-    });
+    let flight = InFlight::start(state.clone());
     // A client that hangs up mid-answer is the client's business: there is
     // no one to report the write error to.
-    let _ = answer(&mut stream, &head, &state).await;
-    locked(&state, |s| s.in_flight -= 1);
+    let _ = answer(&mut stream, &head, &state, &flight).await;
 }
 
-async fn answer(stream: &mut impl Stream, head: &str, state: &Mutex<State>) -> std::io::Result<()> {
+async fn answer(
+    stream: &mut impl Stream,
+    head: &str,
+    state: &Mutex<State>,
+    flight: &InFlight,
+) -> std::io::Result<()> {
     let mut lines = head.split("\r\n");
     let mut request_line = lines.next().unwrap_or_default().split(' ');
     let method = request_line.next().unwrap_or_default().to_owned();
@@ -488,7 +529,14 @@ async fn answer(stream: &mut impl Stream, head: &str, state: &Mutex<State>) -> s
         tokio::time::sleep(latency).await;
     }
     if auth.as_deref() != Some(format!("Bearer {token}").as_str()) {
-        return respond(stream, 401, &[JSON], b"{\"error\":\"unauthorized\"}").await;
+        return respond(
+            stream,
+            flight,
+            401,
+            &[JSON],
+            b"{\"error\":\"unauthorized\"}",
+        )
+        .await;
     }
     let Some((org, cluster)) = path
         .strip_prefix("/v0/organizations/")
@@ -496,10 +544,17 @@ async fn answer(stream: &mut impl Stream, head: &str, state: &Mutex<State>) -> s
         .and_then(|rest| rest.split_once("/clusters/"))
         .filter(|(org, cluster)| !org.contains('/') && !cluster.contains('/'))
     else {
-        return respond(stream, 404, &[JSON], b"{\"error\":\"no such route\"}").await;
+        return respond(
+            stream,
+            flight,
+            404,
+            &[JSON],
+            b"{\"error\":\"no such route\"}",
+        )
+        .await;
     };
     if method != "GET" {
-        return respond(stream, 405, &[JSON], b"{\"error\":\"GET only\"}").await;
+        return respond(stream, flight, 405, &[JSON], b"{\"error\":\"GET only\"}").await;
     }
     let (fixture, fault) = locked(state, |s| {
         let fault = s.faults.get_mut(cluster).map(|(fault, seen)| {
@@ -515,7 +570,7 @@ async fn answer(stream: &mut impl Stream, head: &str, state: &Mutex<State>) -> s
         other => other,
     };
     let Some((fault, seen)) = fault else {
-        return serve_fixture(stream, fixture).await;
+        return serve_fixture(stream, flight, fixture).await;
     };
     match fault {
         Fault::Status(status, retry_after) => {
@@ -524,16 +579,23 @@ async fn answer(stream: &mut impl Stream, head: &str, state: &Mutex<State>) -> s
             if let Some(after) = &after {
                 headers.push(("Retry-After", after));
             }
-            respond(stream, status, &headers, b"{\"error\":\"injected\"}").await
+            respond(
+                stream,
+                flight,
+                status,
+                &headers,
+                b"{\"error\":\"injected\"}",
+            )
+            .await
         }
         Fault::FailFirst(n, status) if seen <= n => {
-            respond(stream, status, &[JSON], b"{\"error\":\"injected\"}").await
+            respond(stream, flight, status, &[JSON], b"{\"error\":\"injected\"}").await
         }
         // Nested `First`s count the same requests: the outer one decides.
-        Fault::FailFirst(..) | Fault::First(..) => serve_fixture(stream, fixture).await,
+        Fault::FailFirst(..) | Fault::First(..) => serve_fixture(stream, flight, fixture).await,
         Fault::Delay(d) => {
             tokio::time::sleep(d).await;
-            serve_fixture(stream, fixture).await
+            serve_fixture(stream, flight, fixture).await
         }
         Fault::Hang => {
             // Until the server is dropped, which drops this task.
@@ -547,21 +609,26 @@ async fn answer(stream: &mut impl Stream, head: &str, state: &Mutex<State>) -> s
                 .write_all(&response_head(200, &[YAML], Some(body.len())))
                 .await?;
             stream.write_all(&body[..body.len() / 2]).await?;
+            flight.end();
             stream.shutdown().await
         }
         Fault::Html => {
             respond(
                 stream,
+                flight,
                 200,
                 &[("Content-Type", "text/html; charset=utf-8")],
                 b"<html><body>Down for maintenance</body></html>",
             )
             .await
         }
-        Fault::JsonError => respond(stream, 200, &[JSON], b"{\"error\":\"internal\"}").await,
+        Fault::JsonError => {
+            respond(stream, flight, 200, &[JSON], b"{\"error\":\"internal\"}").await
+        }
         Fault::Huge(n) => {
             stream.write_all(&response_head(200, &[YAML], None)).await?;
             stream_comment(stream, n).await?;
+            flight.end();
             stream.shutdown().await
         }
         Fault::HugeWithLength(n) => {
@@ -580,18 +647,28 @@ async fn answer(stream: &mut impl Stream, head: &str, state: &Mutex<State>) -> s
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            respond(stream, status, &headers, &body).await
+            respond(stream, flight, status, &headers, &body).await
         }
     }
 }
 
 async fn serve_fixture(
     stream: &mut impl Stream,
+    flight: &InFlight,
     fixture: Option<Arc<[u8]>>,
 ) -> std::io::Result<()> {
     match fixture {
-        Some(body) => respond(stream, 200, &[YAML], &body).await,
-        None => respond(stream, 404, &[JSON], b"{\"error\":\"cluster not found\"}").await,
+        Some(body) => respond(stream, flight, 200, &[YAML], &body).await,
+        None => {
+            respond(
+                stream,
+                flight,
+                404,
+                &[JSON],
+                b"{\"error\":\"cluster not found\"}",
+            )
+            .await
+        }
     }
 }
 

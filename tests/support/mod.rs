@@ -6,5 +6,6 @@ pub mod env;
 pub mod fake_forge;
 pub mod fake_insights;
 pub mod git;
+pub mod ports;
 pub mod proxy;
 pub mod servers;
