@@ -12,7 +12,7 @@ use crate::logging::LogFormat;
 /// clusters into deterministic Kustomize directories, for Flux or Argo CD to
 /// apply. Never talks to a cluster.
 #[derive(Debug, Parser)]
-#[command(name = "insights-policy-render", version, propagate_version = true)]
+#[command(name = "insights-policy-render", version = crate::VERSION, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 success (nothing changed included), 1 I/O, network or git failure, \
 2 `diff` found changes, 3 the response was refused, 4 a file the tool did not write is in the way, \
@@ -37,6 +37,10 @@ pub struct Cli {
         value_name = "FORMAT"
     )]
     pub log_format: LogFormat,
+
+    /// No progress bar (one is drawn on stderr, when it is a terminal, while several clusters are fetched).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +52,25 @@ pub enum Command {
     /// Show what `commit` would change, as a summary and a unified diff; writes nothing.
     /// Exits 0 when nothing would change, 2 when something would, 1 on error.
     Diff(DiffArgs),
+    /// Print a shell completion script on stdout, e.g.
+    /// `insights-policy-render completions bash > /etc/bash_completion.d/insights-policy-render`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, or write one page per command with --out-dir.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write insights-policy-render.1 and a page per subcommand into this directory instead.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Where rendered directories go in a repository.

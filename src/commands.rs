@@ -23,10 +23,22 @@ use crate::yaml::{parse_stream_each_recovering, split, Document};
 
 /// Runs a command; returns the exit code for a run that did not fail.
 pub fn run(cli: Cli) -> Result<u8, Error> {
+    crate::progress::set_quiet(cli.quiet);
     match cli.command {
         Command::Render(args) => render_command(args),
         Command::Commit(args) => crate::gitops::commit_command(args),
         Command::Diff(args) => crate::gitops::diff_command(args),
+        Command::Completions(args) => {
+            crate::completions::print(&crate::completions::completions(args.shell))?;
+            Ok(crate::error::exit::OK)
+        }
+        Command::Man(args) => {
+            match args.out_dir {
+                Some(dir) => crate::completions::man_to_dir(&dir)?,
+                None => crate::completions::print(&crate::completions::man())?,
+            }
+            Ok(crate::error::exit::OK)
+        }
     }
 }
 

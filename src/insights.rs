@@ -487,6 +487,17 @@ impl Client {
         &self,
         clusters: &[String],
     ) -> Vec<(String, Result<Vec<u8>, InsightsError>)> {
+        self.fetch_all_reporting(clusters, |_| {}).await
+    }
+
+    /// [`Client::fetch_all`], calling `done` with each cluster's name as
+    /// soon as it is fetched or has failed (for a progress bar).
+    pub async fn fetch_all_reporting(
+        &self,
+        clusters: &[String],
+        done: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Vec<(String, Result<Vec<u8>, InsightsError>)> {
+        let report = Arc::new(done);
         // A few workers taking the next index start clusters in the order
         // given, and never hold more tasks than the bound.
         let clusters: Arc<[String]> = clusters.into();
@@ -497,6 +508,7 @@ impl Client {
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..workers {
             let (client, clusters, next) = (self.clone(), clusters.clone(), next.clone());
+            let report = report.clone();
             set.spawn(async move {
                 let mut done = Vec::new();
                 loop {
@@ -505,6 +517,7 @@ impl Client {
                         return done;
                     };
                     done.push((i, client.fetch(cluster).await));
+                    report(cluster);
                 }
             });
         }

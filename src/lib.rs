@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod cli;
 pub mod commands;
+pub mod completions;
 pub mod consumer;
 pub mod error;
 pub mod forge;
@@ -26,6 +27,7 @@ pub mod outdir;
 pub mod pack;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod render;
 pub mod repo;
 pub mod report;
@@ -35,3 +37,12 @@ pub mod summary;
 pub mod validate;
 pub mod worktree;
 pub mod yaml;
+
+/// The version `--version` prints: the package version and the commit it
+/// was built from (`unknown` outside git; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("INSIGHTS_POLICY_RENDER_COMMIT"),
+    ")"
+);

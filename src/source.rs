@@ -119,7 +119,12 @@ impl Source {
                     .enable_all()
                     .build()
                     .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
-                let results = runtime.block_on(client.fetch_all(&clusters));
+                let bar = crate::progress::Bar::clusters(clusters.len());
+                let results = runtime.block_on(client.fetch_all_reporting(&clusters, {
+                    let bar = bar.clone();
+                    move |cluster: &str| bar.done(cluster)
+                }));
+                bar.finish();
                 Ok(results
                     .into_iter()
                     .map(|(cluster, result)| Input {

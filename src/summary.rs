@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::identity::Identity;
 use crate::plan::{ChangeKind, Plan};
 
-/// The whole run. The shape is documented in the README; add fields, never
+/// The whole run. The shape is documented in docs/commands.md; add fields, never
 /// rename or remove them.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Summary {
