@@ -288,12 +288,20 @@ impl Git {
                 })
             }
         };
-        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            // A child that exits early closes its end; its exit status
-            // tells what happened, so a write error here is not the story.
-            let _ = stdin.write_all(input);
-        }
-        let out = child.wait_with_output().map_err(|e| Failure {
+        // The input is written from another thread while this one reads
+        // the output: git answers as it reads (check-attr does), and a
+        // child blocked on a full stdout pipe would never drain its stdin.
+        let out = std::thread::scope(|scope| {
+            if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+                scope.spawn(move || {
+                    // A child that exits early closes its end; its exit
+                    // status tells what happened, not this write.
+                    let _ = stdin.write_all(input);
+                });
+            }
+            child.wait_with_output()
+        })
+        .map_err(|e| Failure {
             code: None,
             stderr: format!("waiting for git: {e}"),
             stdout: String::new(),

@@ -764,3 +764,34 @@ fn a_repository_owned_by_someone_else_names_safe_directory() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("safe.directory"), "{}", r.stderr);
 }
+
+/// Thousands of policies in one commit: git's answers for every path (the
+/// attribute check) are larger than a pipe holds, so they must be read
+/// while the paths are still being written.
+#[test]
+fn a_commit_of_thousands_of_policies_completes() {
+    let w = World::new();
+    let work = w.clone("work", &[]);
+    let names: Vec<String> = (0..3000)
+        .map(|i| format!("policy-with-a-longer-name-{i:05}"))
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let big = w.input("big.yaml", &response(&refs, "many"));
+    ok(&w.commit(&work, &big, &["--push"]));
+    let files = git(
+        &w.remote,
+        &[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "main",
+            "kyverno-policies/prod/",
+        ],
+    );
+    assert_eq!(
+        files.lines().count(),
+        3001,
+        "every policy and the kustomization"
+    );
+    assert_clean(&work);
+}
