@@ -110,6 +110,37 @@ fn clean(repo: &Path) {
     run_ok(git_cmd(repo).args(["update-index", "--refresh"]));
 }
 
+/// A server with `policies.git` seeded, a scratch directory, the CA file,
+/// and a clone made with the user's credentials in the URL.
+fn https_world() -> Option<(HttpsGit, tempfile::TempDir, String, PathBuf)> {
+    let srv = HttpsGit::start()?;
+    let tmp = tempfile::tempdir().unwrap();
+    srv.create_bare("policies.git");
+    let ca = srv.ca_file.to_str().unwrap().to_owned();
+    let env = [("GIT_SSL_CAINFO", ca.as_str())];
+    seed(tmp.path(), &srv.authed_repo_url("policies.git"), &env);
+    let work = clone(
+        tmp.path(),
+        "work",
+        &srv.authed_repo_url("policies.git"),
+        &env,
+    );
+    Some((srv, tmp, ca, work))
+}
+
+/// The remote's main is the clone's HEAD: the push landed and the clone
+/// followed it.
+fn assert_landed(root: &Path, work: &Path) {
+    assert_eq!(
+        remote_tip(root, "policies.git", "main"),
+        Some(
+            run_ok(git_cmd(work).args(["rev-parse", "HEAD"]))
+                .trim()
+                .to_owned()
+        )
+    );
+}
+
 /// GitHub's checkout: the token in `http.<url>.extraheader`, one commit of
 /// one branch. The push needs nothing else; a rerun pushes nothing.
 #[test]
@@ -173,21 +204,9 @@ fn https_with_the_checkout_actions_extraheader() {
 /// one says: where git looked, never the token.
 #[test]
 fn https_with_git_token_and_a_clear_refusal() {
-    let Some(srv) = HttpsGit::start() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    srv.create_bare("policies.git");
-    let ca = srv.ca_file.to_str().unwrap().to_owned();
-    seed(
-        tmp.path(),
-        &srv.authed_repo_url("policies.git"),
-        &[("GIT_SSL_CAINFO", &ca)],
-    );
-    let work = clone(
-        tmp.path(),
-        "work",
-        &srv.authed_repo_url("policies.git"),
-        &[("GIT_SSL_CAINFO", &ca)],
-    );
+    let Some((srv, tmp, ca, work)) = https_world() else {
+        return;
+    };
     // The clone's URL carries no credentials from here on.
     run_ok(git_cmd(&work).args(["remote", "set-url", "origin", &srv.repo_url("policies.git")]));
     let v1 = input(tmp.path(), "v1.yaml", &policy("a"));
@@ -211,14 +230,7 @@ fn https_with_git_token_and_a_clear_refusal() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stderr.contains(&srv.token));
     assert_ne!(remote_tip(&srv.root, "policies.git", "main"), main_before);
-    assert_eq!(
-        remote_tip(&srv.root, "policies.git", "main"),
-        Some(
-            run_ok(git_cmd(&work).args(["rev-parse", "HEAD"]))
-                .trim()
-                .to_owned()
-        )
-    );
+    assert_landed(&srv.root, &work);
     clean(&work);
 }
 
@@ -226,21 +238,9 @@ fn https_with_git_token_and_a_clear_refusal() {
 /// --ca-file, http.sslCAInfo or GIT_SSL_CAINFO.
 #[test]
 fn https_with_a_private_ca() {
-    let Some(srv) = HttpsGit::start() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    srv.create_bare("policies.git");
-    let ca = srv.ca_file.to_str().unwrap().to_owned();
-    seed(
-        tmp.path(),
-        &srv.authed_repo_url("policies.git"),
-        &[("GIT_SSL_CAINFO", &ca)],
-    );
-    let work = clone(
-        tmp.path(),
-        "work",
-        &srv.authed_repo_url("policies.git"),
-        &[("GIT_SSL_CAINFO", &ca)],
-    );
+    let Some((srv, tmp, ca, work)) = https_world() else {
+        return;
+    };
     let token = [("GIT_TOKEN", srv.token.as_str())];
 
     let v1 = input(tmp.path(), "v1.yaml", &policy("a"));
@@ -265,14 +265,7 @@ fn https_with_a_private_ca() {
     );
     let r = tool(&token, &commit_args(&work, &v2, &[]));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(
-        remote_tip(&srv.root, "policies.git", "main"),
-        Some(
-            run_ok(git_cmd(&work).args(["rev-parse", "HEAD"]))
-                .trim()
-                .to_owned()
-        )
-    );
+    assert_landed(&srv.root, &work);
     clean(&work);
 }
 
@@ -280,21 +273,9 @@ fn https_with_a_private_ca() {
 /// tunnel to the server.
 #[test]
 fn https_through_a_proxy() {
-    let Some(srv) = HttpsGit::start() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    srv.create_bare("policies.git");
-    let ca = srv.ca_file.to_str().unwrap().to_owned();
-    seed(
-        tmp.path(),
-        &srv.authed_repo_url("policies.git"),
-        &[("GIT_SSL_CAINFO", &ca)],
-    );
-    let work = clone(
-        tmp.path(),
-        "work",
-        &srv.authed_repo_url("policies.git"),
-        &[("GIT_SSL_CAINFO", &ca)],
-    );
+    let Some((srv, tmp, ca, work)) = https_world() else {
+        return;
+    };
     let proxy = ConnectProxy::start();
     let v1 = input(tmp.path(), "v1.yaml", &policy("a"));
     let r = tool(
@@ -339,14 +320,7 @@ fn ssh_with_a_key_and_with_a_passphrase() {
         &commit_args(&work, &v1, &["--ssh-key", &key]),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(
-        remote_tip(&srv.root, "policies.git", "main"),
-        Some(
-            run_ok(git_cmd(&work).args(["rev-parse", "HEAD"]))
-                .trim()
-                .to_owned()
-        )
-    );
+    assert_landed(&srv.root, &work);
 
     // A passphrase-protected key, with prompts allowed (through askpass only).
     let prompting = base.replace("BatchMode=yes", "BatchMode=no");
