@@ -966,21 +966,33 @@ struct Remote<'a> {
     repo: &'a Repository,
     git: &'a Git,
     name: &'a str,
+    url: std::cell::OnceCell<String>,
 }
 
 impl<'a> Remote<'a> {
     fn new(repo: &'a Repository, git: &'a Git, name: &'a str) -> Self {
-        Remote { repo, git, name }
+        Remote {
+            repo,
+            git,
+            name,
+            url: std::cell::OnceCell::new(),
+        }
     }
 
+    /// The push URL, as git resolves it (asked once a run).
     fn url(&self) -> Result<String, GitError> {
-        self.git
+        if let Some(url) = self.url.get() {
+            return Ok(url.clone());
+        }
+        let url = self
+            .git
             .run(["remote", "get-url", "--push", self.name])
             .map(|u| u.trim().to_owned())
             .map_err(|f| GitError::Git {
                 context: format!("find remote {:?}", self.name),
                 message: f.stderr,
-            })
+            })?;
+        Ok(self.url.get_or_init(|| url).clone())
     }
 
     fn error(&self, context: String, f: Failure) -> GitError {
