@@ -155,11 +155,13 @@ impl Source {
                     .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
                 let (tx, rx) = std::sync::mpsc::channel();
                 let mut made: Vec<Option<T>> = clusters.iter().map(|_| None).collect();
+                let bar = crate::progress::Bar::clusters(clusters.len());
                 std::thread::scope(|scope| {
                     let fetcher =
                         scope.spawn(|| runtime.block_on(client.fetch_each(&clusters, tx)));
                     for (i, result) in rx {
                         let cluster = clusters[i].clone();
+                        bar.done(&cluster);
                         made[i] = Some(each(Input {
                             origin: format!("cluster {cluster:?}"),
                             cluster: Some(cluster),
@@ -170,6 +172,7 @@ impl Source {
                         std::panic::resume_unwind(panic);
                     }
                 });
+                bar.finish();
                 Ok(made
                     .into_iter()
                     .map(|m| m.expect("every cluster is fetched once"))
