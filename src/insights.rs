@@ -440,9 +440,9 @@ impl Client {
         }
     }
 
-    /// Every cluster, at most `concurrency` at a time, results in the order
-    /// given. One cluster's failure is its own result and stops nothing.
-    /// Like [`Client::fetch_all`], but hands each result to `done` (with
+    /// Every cluster, at most `concurrency` at a time (a few workers taking
+    /// the next index, so clusters start in the order given); hands each
+    /// result to `done` (with
     /// the cluster's index in `clusters`) as soon as it is complete, so a
     /// caller can render one response while others are still on their way.
     /// Returns once every cluster is done.
@@ -483,56 +483,18 @@ impl Client {
         }
     }
 
+    /// Every cluster, at most `concurrency` at a time, results in the order
+    /// given. One cluster's failure is its own result and stops nothing.
     pub async fn fetch_all(
         &self,
         clusters: &[String],
     ) -> Vec<(String, Result<Vec<u8>, InsightsError>)> {
-        self.fetch_all_reporting(clusters, |_| {}).await
-    }
-
-    /// [`Client::fetch_all`], calling `done` with each cluster's name as
-    /// soon as it is fetched or has failed (for a progress bar).
-    pub async fn fetch_all_reporting(
-        &self,
-        clusters: &[String],
-        done: impl Fn(&str) + Send + Sync + 'static,
-    ) -> Vec<(String, Result<Vec<u8>, InsightsError>)> {
-        let report = Arc::new(done);
-        // A few workers taking the next index start clusters in the order
-        // given, and never hold more tasks than the bound.
-        let clusters: Arc<[String]> = clusters.into();
-        let next = Arc::new(AtomicUsize::new(0));
-        let workers = self.config.concurrency.clamp(1, clusters.len().max(1));
-        // A JoinSet aborts its tasks when dropped, so a cancelled fetch_all
-        // leaves no requests running behind the caller's back.
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..workers {
-            let (client, clusters, next) = (self.clone(), clusters.clone(), next.clone());
-            let report = report.clone();
-            set.spawn(async move {
-                let mut done = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(cluster) = clusters.get(i) else {
-                        return done;
-                    };
-                    done.push((i, client.fetch(cluster).await));
-                    report(cluster);
-                }
-            });
-        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.fetch_each(clusters, tx).await;
         let mut results: Vec<Option<Result<Vec<u8>, InsightsError>>> =
-            (0..clusters.len()).map(|_| None).collect();
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(done) => {
-                    for (i, result) in done {
-                        results[i] = Some(result);
-                    }
-                }
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => panic!("a fetch task was cancelled: {e}"),
-            }
+            clusters.iter().map(|_| None).collect();
+        for (i, result) in rx.try_iter() {
+            results[i] = Some(result);
         }
         clusters
             .iter()

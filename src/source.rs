@@ -110,35 +110,9 @@ impl Source {
     /// Reads every response. Per-cluster failures are returned in place,
     /// so the caller decides between all-or-nothing and `--keep-going`.
     pub fn read(self) -> Result<Vec<Input>, Error> {
-        match self {
-            Source::File(path) => Ok(vec![read_file(&path)]),
-            Source::Insights { config, clusters } => {
-                let client = Client::new(config).map_err(Error::Fetch)?;
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
-                let bar = crate::progress::Bar::clusters(clusters.len());
-                let results = runtime.block_on(client.fetch_all_reporting(&clusters, {
-                    let bar = bar.clone();
-                    move |cluster: &str| bar.done(cluster)
-                }));
-                bar.finish();
-                Ok(results
-                    .into_iter()
-                    .map(|(cluster, result)| Input {
-                        origin: format!("cluster {cluster:?}"),
-                        cluster: Some(cluster),
-                        bytes: result.map_err(Error::Fetch),
-                    })
-                    .collect())
-            }
-        }
+        self.read_each(|input| input)
     }
-}
 
-impl Source {
     /// Reads every response and hands each to `each` as soon as it is
     /// there (from the API, in the order they complete, while the others
     /// are still being fetched); returns what `each` made of them in the
