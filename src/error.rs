@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
-use crate::guard::GuardError;
-use crate::insights::InsightsError;
-use crate::outdir::OutputError;
+use crate::pipeline::schema::SchemaError;
+use crate::pipeline::validate::ValidationError;
+use crate::plan::guard::GuardError;
 use crate::plan::PlanError;
-use crate::repo::GitError;
-use crate::schema::SchemaError;
-use crate::validate::ValidationError;
+use crate::sink::dir::OutputError;
+use crate::sink::git::GitError;
+use crate::source::insights::InsightsError;
 use crate::yaml::ParseError;
 
 /// Exit codes, documented in the README. Distinct codes let a pipeline tell

@@ -8,34 +8,18 @@
 //! is pure, so it is tested directly; `main.rs` only parses arguments, sets up
 //! logging and maps errors to exit codes.
 
-pub mod admission;
 pub mod cli;
 pub mod commands;
-pub mod completions;
-pub mod consumer;
 pub mod error;
 pub mod forge;
-pub mod fsutil;
-pub mod gitcli;
-pub mod gitops;
-pub mod guard;
-pub mod identity;
-pub mod insights;
-pub mod kind;
-pub mod logging;
-pub mod outdir;
-pub mod pack;
+pub mod manifests;
+pub mod model;
+pub mod pipeline;
 pub mod plan;
-pub mod policy;
-pub mod progress;
-pub mod render;
-pub mod repo;
 pub mod report;
-pub mod schema;
+pub mod sink;
 pub mod source;
-pub mod summary;
-pub mod validate;
-pub mod worktree;
+pub mod terminal;
 pub mod yaml;
 
 /// The version `--version` prints: the package version and the commit it

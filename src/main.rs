@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use insights_policy_render::{cli::Cli, commands, error::exit, logging};
+use insights_policy_render::{cli::Cli, commands, error::exit, terminal::logging};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

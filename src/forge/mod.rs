@@ -17,7 +17,7 @@ mod http;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::insights::Token;
+use crate::source::insights::Token;
 
 /// Which forge, from the remote's URL or `--forge`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::identity::{Identity, NameError, Namespace, ObjectName};
-use crate::kind::{PolicyKind, Scope};
-use crate::policy::{Policy, PolicySet, Source};
+use crate::model::identity::{Identity, NameError, Namespace, ObjectName};
+use crate::model::kind::{PolicyKind, Scope};
+use crate::model::policy::{Policy, PolicySet, Source};
 use crate::yaml::{Document, Node, Value};
 
 /// The annotation every rendered object carries. A label cannot hold this

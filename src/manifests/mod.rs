@@ -13,11 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use crate::identity::{Namespace, ObjectName};
-use crate::kind::{PolicyKind, Scope};
+use crate::model::identity::{Namespace, ObjectName};
+use crate::model::kind::{PolicyKind, Scope};
+use crate::pipeline::render::{RenderedTree, HEADER};
+use crate::pipeline::validate::{OWNED_BY_KEY, OWNED_BY_VALUE};
 use crate::plan::Existing;
-use crate::render::{RenderedTree, HEADER};
-use crate::validate::{OWNED_BY_KEY, OWNED_BY_VALUE};
 use crate::yaml::{emit_document, Node, Scalar, Value};
 
 /// A file of consumer manifests, at a repository-relative path. Argo CD
@@ -369,7 +369,7 @@ impl Consumers {
                 .ok_or_else(|| format!("the consumer file {path} must go in a directory"))?;
             dirs.entry(dir.to_owned()).or_default().files.insert(
                 name.to_owned(),
-                crate::render::RenderedFile {
+                crate::pipeline::render::RenderedFile {
                     bytes: file.bytes,
                     identity: None,
                 },

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::identity::Identity;
-use crate::policy::{Policy, PolicySet};
+use crate::model::identity::Identity;
+use crate::model::policy::{Policy, PolicySet};
 use crate::yaml::{emit_document, Node, Value};
 
 /// The first line of every file the tool writes. It is also how the tool
@@ -49,7 +49,7 @@ impl RenderedTree {
     }
 
     /// The kinds of the objects in the tree.
-    pub fn kinds(&self) -> std::collections::BTreeSet<crate::kind::PolicyKind> {
+    pub fn kinds(&self) -> std::collections::BTreeSet<crate::model::kind::PolicyKind> {
         self.files
             .values()
             .filter_map(|f| f.identity.as_ref().map(|id| id.kind))
@@ -172,8 +172,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{Namespace, ObjectName};
-    use crate::kind::PolicyKind;
+    use crate::model::identity::{Namespace, ObjectName};
+    use crate::model::kind::PolicyKind;
 
     fn id(kind: PolicyKind, ns: Option<&str>, name: &str) -> Identity {
         Identity {

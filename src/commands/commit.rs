@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{CommitArgs, DiffArgs, RepoArgs, SourceArgs};
 use crate::commands::{finish, load_schemas, render_all};
-use crate::consumer::{ClusterDir, Consumers};
 use crate::error::{exit, Error};
 use crate::forge::{self, Action, BranchState, Proposal};
+use crate::manifests::{ClusterDir, Consumers};
 use crate::plan::Plan;
-use crate::repo::{self, CommitOptions, Role, Target};
-use crate::report::{self, Appliers, Changes, ClusterChanges};
+use crate::report::message::{self as report, Appliers, Changes, ClusterChanges};
+use crate::report::summary::{ClusterSummary, PullRequestSummary, Summary};
+use crate::sink::git::{self as repo, CommitOptions, Role, Target};
 use crate::source::Source;
-use crate::summary::{ClusterSummary, PullRequestSummary, Summary};
 
 /// The repository path of each cluster's directory, checked before anything
 /// is fetched.
@@ -39,7 +39,7 @@ fn target_paths(template: &str, labels: &[Option<String>]) -> Result<Vec<String>
                 }
                 None => template.to_owned(),
             };
-            let path = crate::consumer::repo_relative(&path)
+            let path = crate::manifests::repo_relative(&path)
                 .map_err(|e| Error::Usage(format!("--path {e}")))?;
             Ok(path)
         })
@@ -82,7 +82,7 @@ fn render_targets(
         .map_err(Error::Usage)?;
     if let Some(argo) = &consumers.argo {
         // The working tree stands for the branch the commit goes on.
-        let existing = crate::outdir::read_existing(&repo_args.repo.join(&argo.dir))?;
+        let existing = crate::sink::dir::read_existing(&repo_args.repo.join(&argo.dir))?;
         consumers
             .check_argo_switch(&existing)
             .map_err(Error::Usage)?;
@@ -192,7 +192,7 @@ fn append(path: &Path, text: &str) -> Result<(), Error> {
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|source| {
-            Error::Output(crate::outdir::OutputError {
+            Error::Output(crate::sink::dir::OutputError {
                 action: "append to",
                 path: path.to_owned(),
                 source,
@@ -204,18 +204,18 @@ fn append(path: &Path, text: &str) -> Result<(), Error> {
 /// the command line and environment.
 fn git_for(
     repository: &git2::Repository,
-    transport: &crate::gitcli::Transport,
-) -> Result<crate::gitcli::Git, Error> {
-    let state = crate::worktree::state_dir(repository);
+    transport: &crate::sink::git::cli::Transport,
+) -> Result<crate::sink::git::cli::Git, Error> {
+    let state = crate::sink::git::worktree::state_dir(repository);
     std::fs::create_dir_all(&state).map_err(|source| {
-        Error::Output(crate::outdir::OutputError {
+        Error::Output(crate::sink::dir::OutputError {
             action: "create",
             path: state.clone(),
             source,
         })
     })?;
     let dir = repository.workdir().unwrap_or(repository.path());
-    Ok(crate::gitcli::Git::new(dir, &state, transport)?)
+    Ok(crate::sink::git::cli::Git::new(dir, &state, transport)?)
 }
 
 pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
@@ -235,15 +235,15 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     // git directory untouched. Held to the end of the run, and by every git
     // process the run starts; what a killed run left is put right before
     // anything is planned against HEAD.
-    let lock = crate::worktree::lock(&repository)?;
-    let transport = crate::gitcli::Transport {
+    let lock = crate::sink::git::worktree::lock(&repository)?;
+    let transport = crate::sink::git::cli::Transport {
         ssh_key: args.ssh_key.clone(),
         ssh_passphrase_file: args.ssh_key_passphrase_file.clone(),
         ca_file: args.source.ca_file.clone(),
         token_username: args.git_username.clone(),
     };
     let git = git_for(&repository, &transport)?.with_lock_fd(lock.fd());
-    crate::worktree::recover(&repository, &git)?;
+    crate::sink::git::worktree::recover(&repository, &git)?;
 
     let appliers = Appliers {
         flux: consumers.flux.is_some(),
@@ -281,7 +281,7 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
         ),
         (None, _) => format!("nothing changed: no commit on {branch}"),
     };
-    crate::logging::print_info(&said);
+    crate::terminal::logging::print_info(&said);
 
     // The body reads every changed policy's annotations back from its file:
     // worth doing only when something will show it.
@@ -290,7 +290,7 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
         .then(|| report::pr_body(&changes(&targets, &committed.plans, appliers), &description));
     if let (Some(path), Some(body)) = (&args.pr_body_file, &body) {
         std::fs::write(path, body).map_err(|source| {
-            Error::Output(crate::outdir::OutputError {
+            Error::Output(crate::sink::dir::OutputError {
                 action: "write",
                 path: path.clone(),
                 source,
@@ -352,11 +352,15 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     if let Some((Ok(synced), _)) = &pull_request {
         let word = forge.as_ref().map_or("", |f| f.kind.request_word());
         match (&synced.url, synced.action) {
-            (_, Action::None) => crate::logging::print_info(&format!("no open {word} to close")),
-            (Some(url), action) => {
-                crate::logging::print_info(&format!("{word} {}: {url}", action.as_str()))
+            (_, Action::None) => {
+                crate::terminal::logging::print_info(&format!("no open {word} to close"))
             }
-            (None, action) => crate::logging::print_info(&format!("{word} {}", action.as_str())),
+            (Some(url), action) => {
+                crate::terminal::logging::print_info(&format!("{word} {}: {url}", action.as_str()))
+            }
+            (None, action) => {
+                crate::terminal::logging::print_info(&format!("{word} {}", action.as_str()))
+            }
         }
     }
     let synced = match &pull_request {
@@ -464,7 +468,7 @@ pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
     std::io::stdout()
         .write_all(out.as_bytes())
         .map_err(|source| {
-            Error::Output(crate::outdir::OutputError {
+            Error::Output(crate::sink::dir::OutputError {
                 action: "write to",
                 path: PathBuf::from("stdout"),
                 source,

@@ -2,12 +2,14 @@
 //! them end as the same thing, an [`Input`] per cluster, so the rest of the
 //! pipeline does not know or care which was used.
 
+pub mod insights;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::cli::SourceArgs;
 use crate::error::Error;
-use crate::insights::{Client, ClientConfig, Token};
+use crate::source::insights::{Client, ClientConfig, Token};
 
 /// One response, or why it could not be had.
 pub struct Input {
@@ -129,7 +131,7 @@ impl Source {
                     .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
                 let (tx, rx) = std::sync::mpsc::channel();
                 let mut made: Vec<Option<T>> = clusters.iter().map(|_| None).collect();
-                let bar = crate::progress::Bar::clusters(clusters.len());
+                let bar = crate::terminal::progress::Bar::clusters(clusters.len());
                 std::thread::scope(|scope| {
                     let fetcher =
                         scope.spawn(|| runtime.block_on(client.fetch_each(&clusters, tx)));

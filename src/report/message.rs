@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use crate::admission::{code, describe, Admission, Note};
 use crate::plan::{Change, ChangeKind, Plan};
+use crate::report::admission::{code, describe, Admission, Note};
 use crate::yaml::parse_stream;
 
 /// One cluster's part of a commit.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::identity::Identity;
+use crate::model::identity::Identity;
 use crate::yaml::Node;
 
 /// Where a document came from in the stream, for messages a person can
@@ -21,7 +21,7 @@ impl fmt::Display for Source {
 }
 
 /// One policy object, checked, cleaned and stamped with the ownership
-/// annotation. Built only by [`crate::validate::validate`].
+/// annotation. Built only by [`crate::pipeline::validate::validate`].
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub identity: Identity,
@@ -33,17 +33,20 @@ pub struct Policy {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     policies: Vec<Policy>,
-    warnings: Vec<crate::validate::Problem>,
+    warnings: Vec<crate::pipeline::validate::Problem>,
 }
 
 impl PolicySet {
     /// Callers guarantee unique identities; `validate` is the one caller.
-    pub(crate) fn new(policies: Vec<Policy>, warnings: Vec<crate::validate::Problem>) -> Self {
+    pub(crate) fn new(
+        policies: Vec<Policy>,
+        warnings: Vec<crate::pipeline::validate::Problem>,
+    ) -> Self {
         PolicySet { policies, warnings }
     }
 
     /// Things accepted but worth telling the user about.
-    pub fn warnings(&self) -> &[crate::validate::Problem] {
+    pub fn warnings(&self) -> &[crate::pipeline::validate::Problem] {
         &self.warnings
     }
 

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::kind::PolicyKind;
+use crate::model::kind::PolicyKind;
 
 /// Why a name or namespace was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@ use clap::CommandFactory;
 
 use crate::cli::Cli;
 use crate::error::Error;
-use crate::outdir::OutputError;
+use crate::sink::dir::OutputError;
 
 const BIN: &str = "insights-policy-render";
 

@@ -1,12 +1,14 @@
 //! The command line. Command and flag names are a contract that pipelines
 //! and docs rely on: add, never rename.
 
+pub mod completions;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::logging::LogFormat;
+use crate::terminal::logging::LogFormat;
 
 /// Render the Kyverno policies that Fairwinds Insights assigns to your
 /// clusters into deterministic Kustomize directories, for Flux or Argo CD to
@@ -330,7 +332,7 @@ pub struct SafetyArgs {
         value_name = "N|P%",
         help_heading = "Safety"
     )]
-    pub max_removals: crate::guard::MaxRemovals,
+    pub max_removals: crate::plan::guard::MaxRemovals,
 
     /// Allow a response with no policies to empty a cluster's directory (refused by default:
     /// an outage can answer an empty 200).
@@ -339,8 +341,8 @@ pub struct SafetyArgs {
 }
 
 impl SafetyArgs {
-    pub fn limits(&self) -> crate::guard::Limits {
-        crate::guard::Limits {
+    pub fn limits(&self) -> crate::plan::guard::Limits {
+        crate::plan::guard::Limits {
             max_removals: self.max_removals,
             allow_empty: self.allow_empty,
         }
@@ -397,7 +399,7 @@ pub struct SourceArgs {
     pub clusters: Vec<String>,
 
     /// Insights base URL.
-    #[arg(long, env = "FAIRWINDS_INSIGHTS_HOST", default_value = crate::insights::DEFAULT_HOST, value_name = "URL", help_heading = "Insights API")]
+    #[arg(long, env = "FAIRWINDS_INSIGHTS_HOST", default_value = crate::source::insights::DEFAULT_HOST, value_name = "URL", help_heading = "Insights API")]
     pub insights_host: String,
 
     /// Read the API token from this file. Without it the token comes from FAIRWINDS_TOKEN; it is never a flag value.
@@ -662,9 +664,9 @@ pub struct ConsumerArgs {
 
 impl ConsumerArgs {
     /// The checked consumer configuration; an error names the flag.
-    pub fn consumers(&self) -> Result<crate::consumer::Consumers, String> {
-        use crate::consumer::{ArgoConfig, Destination, FluxConfig, ObjectRef};
-        use crate::identity::{Namespace, ObjectName};
+    pub fn consumers(&self) -> Result<crate::manifests::Consumers, String> {
+        use crate::manifests::{ArgoConfig, Destination, FluxConfig, ObjectRef};
+        use crate::model::identity::{Namespace, ObjectName};
 
         let name = |flag: &str, v: &str| {
             ObjectName::new(v).map_err(|e| format!("{flag} {v:?}: the name {e}"))
@@ -775,7 +777,7 @@ impl ConsumerArgs {
         } else {
             None
         };
-        Ok(crate::consumer::Consumers { flux, argo })
+        Ok(crate::manifests::Consumers { flux, argo })
     }
 }
 

@@ -23,12 +23,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::pipeline::render::KUSTOMIZATION;
 use crate::plan::{Change, ChangeKind, Existing, Plan};
-use crate::render::KUSTOMIZATION;
 
 /// Suffix of the temporary files and directories a run writes; left-overs of
 /// a killed run are recognised by it and cleared by the next one.
-use crate::fsutil::TEMP_SUFFIX;
+use crate::sink::fsutil::TEMP_SUFFIX;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {action} {}: {source}", path.display())]
@@ -344,7 +344,7 @@ pub(crate) fn in_parallel<T: Sync, E: Send>(
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    crate::fsutil::write_atomic(path, bytes).map_err(err("write", path))
+    crate::sink::fsutil::write_atomic(path, bytes).map_err(err("write", path))
 }
 
 fn clear_temporaries(dir: &Path) -> Result<(), OutputError> {

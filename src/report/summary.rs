@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::identity::Identity;
+use crate::model::identity::Identity;
 use crate::plan::{ChangeKind, Plan};
 
 /// The whole run. The shape is documented in docs/commands.md; add fields, never

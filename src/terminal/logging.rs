@@ -125,7 +125,7 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
         .map_err(|e| format!("invalid log filter {directives:?}: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::progress::Stderr)
+        .with_writer(crate::terminal::progress::Stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     match format {

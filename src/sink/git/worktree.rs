@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use git2::{Oid, Repository};
 
-use crate::gitcli::Git;
-use crate::repo::GitError;
+use crate::sink::git::cli::Git;
+use crate::sink::git::GitError;
 
 /// The tree git uses for "nothing": the old side of a branch's first commit.
 pub const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -117,7 +117,7 @@ fn write_journal(repo: &Repository, j: &Journal) -> Result<(), GitError> {
     let path = journal_path(repo);
     let old = j.old.map_or_else(|| "-".to_owned(), |o| o.to_string());
     let text = format!("{JOURNAL_HEADER}{}\n{old}\n{}\n", j.branch, j.new);
-    crate::fsutil::write_atomic(&path, text.as_bytes())
+    crate::sink::fsutil::write_atomic(&path, text.as_bytes())
         .map_err(io_err(format!("write {}", path.display())))
 }
 

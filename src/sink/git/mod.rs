@@ -5,10 +5,14 @@
 //! Blobs and trees go into the object database directly through libgit2
 //! (no index, no working-tree round trip), which is what makes a
 //! 10,000-policy commit cheap. Everything that must follow the user's git
-//! configuration goes through the git command line ([`crate::gitcli`]): the
+//! configuration goes through the git command line ([`crate::sink::git::cli`]): the
 //! commit itself (signing), the remote (credentials, trust, proxies, push
 //! URLs), and the working tree of the checked-out branch
-//! ([`crate::worktree`]), which git brings along by its own checkout rules.
+//! ([`crate::sink::git::worktree`]), which git brings along by its own checkout rules.
+
+pub mod cli;
+pub mod pack;
+pub mod worktree;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,9 +21,9 @@ use std::time::Duration;
 use git2::build::TreeUpdateBuilder;
 use git2::{Commit, ErrorCode, FileMode, ObjectType, Oid, Repository, Signature, Tree};
 
-use crate::gitcli::{Failure, Git};
+use crate::pipeline::render::RenderedTree;
 use crate::plan::{plan, plan_without_removals, ChangeKind, Existing, Plan, PlanError};
-use crate::render::RenderedTree;
+use crate::sink::git::cli::{Failure, Git};
 
 /// One cluster's rendered directory and where it goes in the repository.
 #[derive(Debug, Clone)]
@@ -58,7 +62,7 @@ pub enum GitError {
     Guard {
         path: String,
         #[source]
-        source: crate::guard::GuardError,
+        source: crate::plan::guard::GuardError,
     },
     #[error("{0} exists in the repository as a file, not a directory")]
     NotADirectory(String),
@@ -345,7 +349,7 @@ fn plan_target(repo: &Repository, tree: Option<&Tree>, target: &Target) -> Resul
         let ids: HashMap<&str, Oid> = files
             .keys()
             .map(String::as_str)
-            .zip(crate::pack::blob_ids(&contents))
+            .zip(crate::sink::git::pack::blob_ids(&contents))
             .collect();
         entries
             .iter()
@@ -434,7 +438,7 @@ fn build_tree(
             })
         })
         .collect();
-    let blobs = crate::pack::write_blobs(repo, &writes)?;
+    let blobs = crate::sink::git::pack::write_blobs(repo, &writes)?;
     let mut update = TreeUpdateBuilder::new();
     for ((path, _), blob) in writes.iter().zip(&blobs) {
         update.upsert(path.as_str(), *blob, FileMode::Blob);
@@ -497,7 +501,7 @@ pub struct CommitOptions<'a> {
     pub max_push_attempts: u32,
     /// Sign the commit (`--sign`, or `commit.gpgsign`).
     pub sign: bool,
-    pub limits: crate::guard::Limits,
+    pub limits: crate::plan::guard::Limits,
     /// The commit message for a set of plans.
     pub message: &'a dyn Fn(&[Plan]) -> String,
 }
@@ -569,7 +573,7 @@ fn prepare(
         .map_err(GitError::git("read the base commit"))?;
     let plans = plan_targets(repo, base_commit.as_ref(), targets)?;
     for (target, plan) in targets.iter().zip(&plans) {
-        crate::guard::check(plan, &opts.limits).map_err(|source| GitError::Guard {
+        crate::plan::guard::check(plan, &opts.limits).map_err(|source| GitError::Guard {
             path: target.path.clone(),
             source,
         })?;
@@ -744,7 +748,7 @@ fn direct_commit(
         // that refuses or drops the push leaves the repository as it was;
         // local edits that would block that move refuse the run first.
         if on_head {
-            crate::worktree::check(git, local_tip, id)?;
+            crate::sink::git::worktree::check(git, local_tip, id)?;
         }
         match remote.push(&format!("{id}:{branch}"), None)? {
             Pushed::Yes => {
@@ -781,12 +785,12 @@ fn follow(
     new: Oid,
 ) -> Result<(), GitError> {
     if on_head {
-        let journal = crate::worktree::Journal {
+        let journal = crate::sink::git::worktree::Journal {
             branch: branch.to_owned(),
             old,
             new,
         };
-        return crate::worktree::move_checked_out(repo, git, &journal);
+        return crate::sink::git::worktree::move_checked_out(repo, git, &journal);
     }
     match old {
         None => Ok(()),
@@ -1043,7 +1047,7 @@ impl<'a> Remote<'a> {
             return Ok(());
         }
         let url = self.url()?;
-        let temp = format!("{}/fetch", crate::worktree::TEMP_REFS);
+        let temp = format!("{}/fetch", crate::sink::git::worktree::TEMP_REFS);
         let refspec = format!("+refs/heads/{branch}:{temp}");
         let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
         if self.repo.is_shallow() {

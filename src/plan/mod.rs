@@ -4,11 +4,13 @@
 //! Pure, so the same plan drives a directory write, a git commit and a
 //! `diff`, and every refusal happens before anything is touched.
 
+pub mod guard;
+
 use std::collections::BTreeMap;
 
-use crate::identity::Identity;
-use crate::render::{RenderedTree, HEADER};
-use crate::validate::validate;
+use crate::model::identity::Identity;
+use crate::pipeline::render::{RenderedTree, HEADER};
+use crate::pipeline::validate::validate;
 use crate::yaml::parse_stream;
 
 /// A file found where a rendered file would go.
@@ -71,7 +73,7 @@ impl Plan {
     pub fn objects(&self, kind: ChangeKind) -> impl Iterator<Item = &Change> {
         self.changes
             .iter()
-            .filter(move |c| c.kind == kind && c.path != crate::render::KUSTOMIZATION)
+            .filter(move |c| c.kind == kind && c.path != crate::pipeline::render::KUSTOMIZATION)
     }
 }
 
@@ -147,7 +149,7 @@ pub fn warn_foreign(dir: &str, plan: &Plan) {
     for file in &plan.foreign {
         tracing::warn!(
             "{dir}/{file} was not written by insights-policy-render and is not listed in {dir}/{}: kustomize will not build it and Flux or Argo CD will not apply it. Move it out of the rendered directory",
-            crate::render::KUSTOMIZATION
+            crate::pipeline::render::KUSTOMIZATION
         );
     }
 }
@@ -175,7 +177,7 @@ fn identity_of(bytes: &[u8]) -> Option<Identity> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::render;
+    use crate::pipeline::render::render;
 
     fn tree(input: &str) -> RenderedTree {
         render(&validate(parse_stream(input.as_bytes()).unwrap()).unwrap())

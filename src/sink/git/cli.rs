@@ -27,7 +27,7 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::repo::{redact, GitError};
+use crate::sink::git::{redact, GitError};
 
 /// How the tool reaches the remote, beyond the repository's own
 /// configuration.
@@ -141,7 +141,7 @@ impl Git {
             })?;
             bundle.extend_from_slice(&ours);
             let path = state.join("ca-bundle.pem");
-            crate::fsutil::write_atomic(&path, &bundle).map_err(|e| GitError::Git {
+            crate::sink::fsutil::write_atomic(&path, &bundle).map_err(|e| GitError::Git {
                 context: format!("write {}", path.display()),
                 message: e.to_string(),
             })?;
@@ -180,7 +180,7 @@ impl Git {
         }
         if let Some(file) = &transport.ssh_passphrase_file {
             let script = state.join("askpass.sh");
-            crate::fsutil::write_atomic(
+            crate::sink::fsutil::write_atomic(
                 &script,
                 b"#!/bin/sh\nexec cat \"$IPR_SSH_PASSPHRASE_FILE\"\n",
             )

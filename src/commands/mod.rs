@@ -3,39 +3,41 @@
 //! Every check happens before the first write: a run either renders every
 //! cluster it was asked for, or writes nothing.
 
+pub mod commit;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command, RenderArgs};
-use crate::consumer::{ClusterDir, Consumers};
 use crate::error::{Error, InputError};
-use crate::guard;
-use crate::kind::PolicyKind;
-use crate::outdir;
+use crate::manifests::{ClusterDir, Consumers};
+use crate::model::kind::PolicyKind;
+use crate::pipeline::render::{render_file, RenderedFile, RenderedTree, TreeBuilder};
+use crate::pipeline::schema::Schemas;
+use crate::pipeline::validate::{self, Checked, Problem, Validator};
+use crate::plan::guard;
 use crate::plan::{plan, plan_without_removals, Plan};
-use crate::render::{render_file, RenderedFile, RenderedTree, TreeBuilder};
-use crate::schema::Schemas;
+use crate::report::summary::{ClusterSummary, Summary};
+use crate::sink::dir as outdir;
 use crate::source::{check_cluster_dir_name, Input, Source};
-use crate::summary::{ClusterSummary, Summary};
-use crate::validate::{self, Checked, Problem, Validator};
 use crate::yaml::{parse_stream_each_recovering, split, Document};
 
 /// Runs a command; returns the exit code for a run that did not fail.
 pub fn run(cli: Cli) -> Result<u8, Error> {
-    crate::progress::set_quiet(cli.quiet);
+    crate::terminal::progress::set_quiet(cli.quiet);
     match cli.command {
         Command::Render(args) => render_command(args),
-        Command::Commit(args) => crate::gitops::commit_command(args),
-        Command::Diff(args) => crate::gitops::diff_command(args),
+        Command::Commit(args) => crate::commands::commit::commit_command(args),
+        Command::Diff(args) => crate::commands::commit::diff_command(args),
         Command::Completions(args) => {
-            crate::completions::print(&crate::completions::completions(args.shell))?;
+            crate::cli::completions::print(&crate::cli::completions::completions(args.shell))?;
             Ok(crate::error::exit::OK)
         }
         Command::Man(args) => {
             match args.out_dir {
-                Some(dir) => crate::completions::man_to_dir(&dir)?,
-                None => crate::completions::print(&crate::completions::man())?,
+                Some(dir) => crate::cli::completions::man_to_dir(&dir)?,
+                None => crate::cli::completions::print(&crate::cli::completions::man())?,
             }
             Ok(crate::error::exit::OK)
         }
@@ -257,7 +259,7 @@ impl<'a> ConsumerLayout<'a> {
             return Ok(None);
         }
         let (root, out_rel) =
-            crate::repo::locate_in_worktree(out).map_err(|e| Error::Usage(e.to_string()))?;
+            crate::sink::git::locate_in_worktree(out).map_err(|e| Error::Usage(e.to_string()))?;
         let layout = ConsumerLayout {
             consumers,
             root,
@@ -436,7 +438,7 @@ pub(crate) fn finish(
         .max()
         .unwrap_or(crate::error::exit::OK);
     for (cluster, e) in &failures {
-        crate::logging::print_error(&e.to_string());
+        crate::terminal::logging::print_error(&e.to_string());
         summary
             .clusters
             .push(ClusterSummary::failed(cluster.clone(), e.to_string()));
@@ -446,7 +448,7 @@ pub(crate) fn finish(
     }
     for cluster in &summary.clusters {
         let text = cluster.human_line();
-        crate::logging::print(
+        crate::terminal::logging::print(
             if cluster.error.is_some() {
                 "ERROR"
             } else {

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::identity::Identity;
-use crate::render::RenderedTree;
+use crate::model::identity::Identity;
+use crate::pipeline::render::RenderedTree;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {

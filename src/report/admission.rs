@@ -3,7 +3,7 @@
 //! for what decides whether a request is let through (the failure action,
 //! `failurePolicy`, `background`, what the policy matches).
 //!
-//! Pure: bytes in, sentences out. [`crate::report`] puts them in the pull
+//! Pure: bytes in, sentences out. [`crate::report::message`] puts them in the pull
 //! request body, changes that start blocking requests first.
 
 use crate::yaml::{parse_stream, Node, Scalar, Value};

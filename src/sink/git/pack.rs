@@ -17,7 +17,7 @@ use flate2::write::ZlibEncoder;
 use flate2::Compression;
 use git2::{Oid, Repository};
 
-use crate::repo::GitError;
+use crate::sink::git::GitError;
 
 /// Below this many blobs, loose objects are as fast and simpler.
 const PACK_THRESHOLD: usize = 64;

@@ -1,0 +1,5 @@
+//! From a response's bytes to a rendered tree.
+
+pub mod render;
+pub mod schema;
+pub mod validate;

@@ -1,0 +1,5 @@
+//! What a run tells people.
+
+pub mod admission;
+pub mod message;
+pub mod summary;

@@ -1,0 +1,4 @@
+//! The terminal.
+
+pub mod logging;
+pub mod progress;
