@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 use crate::pipeline::schema::SchemaError;
-use crate::pipeline::validate::ValidationError;
+pub use crate::pipeline::InputError;
 use crate::plan::guard::GuardError;
 use crate::plan::PlanError;
 use crate::sink::dir::OutputError;
 use crate::sink::git::GitError;
 use crate::source::insights::InsightsError;
-use crate::yaml::ParseError;
+use crate::source::SourceError;
 
 /// Exit codes, documented in the README. Distinct codes let a pipeline tell
 /// "the response was bad" from "the network was down" without parsing text.
@@ -29,15 +29,6 @@ pub mod exit {
     pub const USAGE: u8 = 64;
 }
 
-/// Why a response could not become a policy set.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("the response is not a YAML stream we accept: {0}")]
-    Parse(#[from] ParseError),
-    #[error(transparent)]
-    Invalid(#[from] ValidationError),
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{origin}: {source}")]
@@ -53,12 +44,6 @@ pub enum Error {
         #[source]
         source: SchemaError,
     },
-    #[error("cannot read {}: {source}", path.display())]
-    ReadInput {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{}: {source}", dir.display())]
     Plan {
         dir: PathBuf,
@@ -70,7 +55,7 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
-    Fetch(InsightsError),
+    Source(#[from] SourceError),
     #[error(transparent)]
     Git(#[from] GitError),
     #[error("{}: {source}; nothing was written", cluster.as_deref().map_or("the response".to_string(), |c| format!("cluster {c:?}")))]
@@ -109,7 +94,7 @@ impl Error {
             Error::Schema { .. } => exit::USAGE,
             Error::Plan { .. } => exit::NOT_OURS,
             Error::Usage(_) => exit::USAGE,
-            Error::Fetch(InsightsError::Config(_)) => exit::USAGE,
+            Error::Source(SourceError::Fetch(InsightsError::Config(_))) => exit::USAGE,
             Error::Git(GitError::Plan { .. }) => exit::NOT_OURS,
             Error::Guard { .. } | Error::Git(GitError::Guard { .. }) => exit::TOO_MANY_REMOVALS,
             Error::Git(
@@ -123,7 +108,7 @@ impl Error {
             Error::Git(_) => exit::FAILURE,
             Error::Forge(e) if e.is_usage() => exit::USAGE,
             Error::Forge(_) | Error::PullRequest { .. } => exit::FAILURE,
-            Error::ReadInput { .. } | Error::Output(_) | Error::Fetch(_) => exit::FAILURE,
+            Error::Source(_) | Error::Output(_) => exit::FAILURE,
             // The most specific code when all agree, else plain failure.
             Error::Clusters(all) => {
                 let first = all.first().map_or(exit::FAILURE, |(_, e)| e.exit_code());
@@ -143,5 +128,11 @@ impl Error {
         } else {
             Error::Clusters(failures)
         }
+    }
+}
+
+impl From<crate::cli::UsageError> for Error {
+    fn from(e: crate::cli::UsageError) -> Error {
+        Error::Usage(e.0)
     }
 }

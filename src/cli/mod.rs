@@ -1,13 +1,13 @@
 //! The command line. Command and flag names are a contract that pipelines
 //! and docs rely on: add, never rename.
 
-pub mod completions;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::source::insights::{ClientConfig, Token};
+use crate::source::Source;
 use crate::terminal::logging::LogFormat;
 
 /// Render the Kyverno policies that Fairwinds Insights assigns to your
@@ -801,4 +801,82 @@ fn repository_url(flag: &str, url: &str) -> Result<String, String> {
         }
     }
     Ok(url.to_owned())
+}
+
+/// A command line that parses but does not make sense (exit 64).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl SourceArgs {
+    /// Checks the flags. `--from-file` wins over the API settings, which may
+    /// come from the insights-agent's environment variables.
+    pub fn source(&self) -> Result<Source, UsageError> {
+        if let Some(path) = &self.from_file {
+            // A file is one response, named by the one --cluster: with
+            // several, which cluster it belongs to would be a guess (and
+            // the others would silently get nothing).
+            let mut named: Vec<&str> = Vec::new();
+            for c in self
+                .clusters
+                .iter()
+                .map(|c| c.trim())
+                .filter(|c| !c.is_empty())
+            {
+                if !named.contains(&c) {
+                    named.push(c);
+                }
+            }
+            if named.len() > 1 {
+                return Err(UsageError(format!(
+                    "--from-file reads one response, for one cluster, but {} clusters are named ({}; from --cluster or FAIRWINDS_CLUSTER): name only the cluster the file belongs to",
+                    named.len(),
+                    named.join(", ")
+                )));
+            }
+            return Ok(Source::File(path.clone()));
+        }
+        let org = self.org.as_deref().filter(|o| !o.is_empty()).ok_or_else(|| {
+            UsageError(
+                "say where the policies come from: --from-file PATH, or --org ORG and --cluster CLUSTER (or FAIRWINDS_ORG and FAIRWINDS_CLUSTER)".into(),
+            )
+        })?;
+        let mut clusters: Vec<String> = Vec::new();
+        for c in self
+            .clusters
+            .iter()
+            .map(|c| c.trim())
+            .filter(|c| !c.is_empty())
+        {
+            if !clusters.iter().any(|seen| seen == c) {
+                clusters.push(c.to_owned());
+            }
+        }
+        if clusters.is_empty() {
+            return Err(UsageError(
+                "name at least one cluster: --cluster CLUSTER (repeatable, or comma-separated), or FAIRWINDS_CLUSTER".into(),
+            ));
+        }
+        let token = match &self.token_file {
+            Some(path) => Token::from_file(path).map_err(|e| UsageError(e.to_string()))?,
+            None => match std::env::var("FAIRWINDS_TOKEN") {
+                Ok(t) if !t.trim().is_empty() => Token::new(t.trim().to_owned()),
+                _ => {
+                    return Err(UsageError(
+                        "no API token: set FAIRWINDS_TOKEN or pass --token-file PATH".into(),
+                    ))
+                }
+            },
+        };
+        let mut config = ClientConfig::new(self.insights_host.clone(), org, token);
+        config.connect_timeout = self.connect_timeout;
+        config.request_timeout = self.request_timeout;
+        config.retries = self.retries;
+        config.backoff_min = self.retry_min_backoff;
+        config.backoff_max = self.retry_max_backoff.max(self.retry_min_backoff);
+        config.max_body_bytes = self.max_body_size;
+        config.ca_file = self.ca_file.clone();
+        config.concurrency = usize::from(self.concurrency);
+        Ok(Source::Insights { config, clusters })
+    }
 }

@@ -2,6 +2,7 @@
 //! the kinds the tool accepts, the identity of an object, and a policy
 //! that passed validation.
 
+pub mod cluster;
 pub mod identity;
 pub mod kind;
 pub mod policy;

@@ -331,7 +331,7 @@ mod tests {
             "none compiled yet"
         );
         let response = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: a}\nspec: {rules: []}\n---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: b}\nspec: {rules: []}\n---\napiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e, namespace: x}\nspec: {exceptions: [], match: {}}\n";
-        let (tree, _) = crate::commands::render_response(response.as_bytes()).unwrap();
+        let (tree, _) = crate::pipeline::render_response(response.as_bytes()).unwrap();
         schemas.check(&tree).unwrap();
         schemas.check(&tree).unwrap();
         let compiled: Vec<Key> = schemas.compiled.lock().unwrap().keys().cloned().collect();

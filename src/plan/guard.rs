@@ -104,7 +104,7 @@ pub fn check(plan: &Plan, limits: &Limits) -> Result<(), GuardError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::render_response;
+    use crate::pipeline::render_response;
     use crate::plan::{plan, Existing};
 
     fn policies(names: &[&str]) -> String {

@@ -481,7 +481,7 @@ fn read_all(changes: &[&Change]) -> Vec<Read> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::render_response;
+    use crate::pipeline::render_response;
     use crate::plan::plan;
 
     #[test]
