@@ -17,6 +17,7 @@ pub mod model;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod terminal;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::source::insights::{ClientConfig, Token};
+use crate::secret::Token;
+use crate::source::insights::ClientConfig;
 use crate::source::Source;
 use crate::terminal::logging::LogFormat;
 
@@ -858,7 +859,7 @@ impl SourceArgs {
             ));
         }
         let token = match &self.token_file {
-            Some(path) => Token::from_file(path).map_err(|e| UsageError(e.to_string()))?,
+            Some(path) => Token::from_file("--token-file", path).map_err(UsageError)?,
             None => match std::env::var("FAIRWINDS_TOKEN") {
                 Ok(t) if !t.trim().is_empty() => Token::new(t.trim().to_owned()),
                 _ => {

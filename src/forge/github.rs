@@ -5,8 +5,9 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::config::{ForgeConfig, ForgeError};
 use super::http::Client;
-use super::{same_text, Action, BranchState, ForgeConfig, ForgeError, Proposal, Synced};
+use super::proposal::{same_text, Action, BranchState, Proposal, Synced};
 
 /// What an error adds: the permission the token lacks for this operation,
 /// or the repository setting that refuses it.

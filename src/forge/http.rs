@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION}
 use reqwest::Method;
 use serde_json::Value;
 
-use super::{ForgeConfig, ForgeError, ForgeKind};
+use super::config::{ForgeConfig, ForgeError, ForgeKind};
 
 /// Rate-limited attempts of one request before giving up (each wait is
 /// also bounded by `max_wait`, in all).

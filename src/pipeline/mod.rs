@@ -93,6 +93,7 @@ fn merge_pieces(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     type Rendered = Result<(RenderedTree, Vec<Problem>), InputError>;
 

@@ -38,6 +38,8 @@ use reqwest::header::{
 };
 use reqwest::StatusCode;
 
+pub use crate::secret::Token;
+
 pub const DEFAULT_HOST: &str = "https://insights.fairwinds.com";
 
 /// The longest wait a server's `Retry-After` can impose. Longer requests are
@@ -46,77 +48,17 @@ pub const DEFAULT_HOST: &str = "https://insights.fairwinds.com";
 /// it, since retrying before a rate limiter allows only earns another 429.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
-/// A token file bigger than this is not a token; reading stops there, so
-/// `--token-file /dev/zero` fails instead of eating memory.
-const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
-
-/// A bearer token. Debug and Display never show it.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(token: String) -> Self {
-        Token(token)
-    }
-
-    /// Reads a token file; surrounding whitespace (a final newline) is not
-    /// part of the token. Errors name the path, never the content.
-    pub fn from_file(path: &Path) -> Result<Self, InsightsError> {
-        use std::io::Read;
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_TOKEN_FILE_BYTES + 1).read_to_end(&mut bytes))
-            .map_err(|e| {
-                InsightsError::Config(format!("cannot read --token-file {}: {e}", path.display()))
-            })?;
-        if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
-            return Err(InsightsError::Config(format!(
-                "--token-file {} is larger than {MAX_TOKEN_FILE_BYTES} bytes, too large for a token",
-                path.display()
-            )));
-        }
-        // `String::from_utf8`'s error would carry the bytes; say nothing of them.
-        let text = String::from_utf8(bytes).map_err(|_| {
-            InsightsError::Config(format!("--token-file {} is not UTF-8 text", path.display()))
-        })?;
-        let token = text.trim();
-        if token.is_empty() {
-            return Err(InsightsError::Config(format!(
-                "--token-file {} is empty",
-                path.display()
-            )));
-        }
-        Ok(Token(token.to_owned()))
-    }
-
-    /// The secret itself, for the one place that needs it: the header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    fn header(&self) -> Result<HeaderValue, InsightsError> {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.0)).map_err(|_| {
+/// The `Authorization` header for a token, kept out of logs.
+fn bearer(token: &Token) -> Result<HeaderValue, InsightsError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
             InsightsError::Config(
                 "the token contains characters that cannot go in an HTTP header (a line break?): check FAIRWINDS_TOKEN or --token-file".into(),
             )
         })?;
-        // Tells HTTP/2 header compression never to index it, and makes the
-        // value's Debug print `Sensitive`.
-        value.set_sensitive(true);
-        Ok(value)
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
-
-impl fmt::Display for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
+    // Tells HTTP/2 header compression never to index it, and makes the
+    // value's Debug print `Sensitive`.
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// How to reach Insights, and how patient to be with it.
@@ -366,7 +308,7 @@ impl Client {
                 error_chain(&e)
             ))
         })?;
-        let auth = config.token.header()?;
+        let auth = bearer(&config.token)?;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -1002,15 +944,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good");
         std::fs::write(&good, "tok-SECRET\n").unwrap();
-        assert_eq!(Token::from_file(&good).unwrap().expose(), "tok-SECRET");
+        assert_eq!(
+            Token::from_file("--token-file", &good).unwrap().expose(),
+            "tok-SECRET"
+        );
         let bad = dir.join("bad");
         std::fs::write(&bad, b"tok-SECRET\xff\n").unwrap();
-        let e = Token::from_file(&bad).unwrap_err().to_string();
+        let e = Token::from_file("--token-file", &bad)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bad") && !e.contains("SECRET"), "{e}");
         let empty = dir.join("empty");
         std::fs::write(&empty, " \n").unwrap();
-        assert!(Token::from_file(&empty).is_err());
-        let e = Token::from_file(&dir.join("missing"))
+        assert!(Token::from_file("--token-file", &empty).is_err());
+        let e = Token::from_file("--token-file", &dir.join("missing"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing"), "{e}");

@@ -8,7 +8,7 @@
 //! decisions are made here: a string is plain only when no reader of either
 //! version could take it for anything but that string.
 
-use super::{Node, Scalar, Value};
+use super::node::{Node, Scalar, Value};
 
 /// Writes `node` as one block-style YAML document (no `---` marker),
 /// ending in a newline. The same tree always gives the same bytes.

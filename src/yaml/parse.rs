@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use super::{Mark, Node, Scalar, Value};
+use super::node::{Mark, Node, Scalar, Value};
 
 /// Deeper than any real policy (the Kyverno library peaks around 20) and far
 /// below what would strain the recursive passes over the tree.

@@ -16,8 +16,8 @@
 //! its own (a duplicate key, say: see [`super::parse_stream_each_recovering`])
 //! is handed on with its error, as the sequential reader hands it on.
 
+use super::parse::Document;
 use super::parse::{parse_text, PieceStats, MAX_ALIAS_NODES};
-use super::Document;
 
 /// Below this many bytes per piece, threads cost more than they save.
 const MIN_PIECE: usize = 256 * 1024;
@@ -159,7 +159,7 @@ pub(crate) fn parse_in_pieces<T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yaml::parse_stream;
+    use crate::yaml::parse::parse_stream;
 
     /// Documents as (global index, mark, root), from the pieces.
     fn pieced(text: &str, parts: usize) -> Option<Vec<Document>> {
