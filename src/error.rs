@@ -1,11 +1,8 @@
 //! The errors a run can end with, and the exit code each maps to.
 
-use std::path::PathBuf;
-
 use crate::pipeline::schema::SchemaError;
 pub use crate::pipeline::InputError;
-use crate::plan::guard::GuardError;
-use crate::plan::PlanError;
+use crate::plan::{PlanError, Refused};
 use crate::sink::dir::OutputError;
 use crate::sink::git::GitError;
 use crate::source::insights::InsightsError;
@@ -44,12 +41,9 @@ pub enum Error {
         #[source]
         source: SchemaError,
     },
-    #[error("{}: {source}", dir.display())]
-    Plan {
-        dir: PathBuf,
-        #[source]
-        source: PlanError,
-    },
+    /// A plan was refused: nothing was written or committed.
+    #[error(transparent)]
+    Refused(#[from] Refused),
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("{0}")]
@@ -57,13 +51,7 @@ pub enum Error {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
-    Git(#[from] GitError),
-    #[error("{}: {source}; nothing was written", cluster.as_deref().map_or("the response".to_string(), |c| format!("cluster {c:?}")))]
-    Guard {
-        cluster: Option<String>,
-        #[source]
-        source: GuardError,
-    },
+    Git(GitError),
     /// The forge configuration is incomplete (a usage error).
     #[error(transparent)]
     Forge(#[from] crate::forge::ForgeError),
@@ -92,11 +80,12 @@ impl Error {
                 ..
             } => exit::INVALID_INPUT,
             Error::Schema { .. } => exit::USAGE,
-            Error::Plan { .. } => exit::NOT_OURS,
+            Error::Refused(r) => match r.source {
+                PlanError::NotOurs { .. } => exit::NOT_OURS,
+                PlanError::TooManyRemovals(_) => exit::TOO_MANY_REMOVALS,
+            },
             Error::Usage(_) => exit::USAGE,
             Error::Source(SourceError::Fetch(InsightsError::Config(_))) => exit::USAGE,
-            Error::Git(GitError::Plan { .. }) => exit::NOT_OURS,
-            Error::Guard { .. } | Error::Git(GitError::Guard { .. }) => exit::TOO_MANY_REMOVALS,
             Error::Git(
                 GitError::NoAuthor
                 | GitError::BadAuthor(_)
@@ -134,5 +123,16 @@ impl Error {
 impl From<crate::cli::UsageError> for Error {
     fn from(e: crate::cli::UsageError) -> Error {
         Error::Usage(e.0)
+    }
+}
+
+/// A refusal found while committing is the same class as one found while
+/// writing a directory: one variant, one exit code.
+impl From<GitError> for Error {
+    fn from(e: GitError) -> Error {
+        match e {
+            GitError::Refused(r) => Error::Refused(r),
+            other => Error::Git(other),
+        }
     }
 }

@@ -22,7 +22,7 @@ pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
         .map(|id| repository.find_commit(id))
         .transpose()
         .map_err(|e| {
-            Error::Git(repo::GitError::Git {
+            Error::Git(repo::GitError::Command {
                 context: "read the base commit".into(),
                 message: e.message().to_owned(),
             })

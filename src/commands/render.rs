@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::manifests::{ClusterDir, Consumers};
 use crate::model::kind::PolicyKind;
 use crate::plan::guard;
-use crate::plan::{plan, plan_without_removals, Plan};
+use crate::plan::{plan, plan_without_removals, Plan, Refused};
 use crate::report::summary::{ClusterSummary, Summary};
 use crate::sink::dir as outdir;
 use crate::source::Source;
@@ -88,13 +88,13 @@ pub fn render_command(args: RenderArgs) -> Result<u8, Error> {
         let result = rendered.and_then(|tree| {
             kinds = tree.kinds();
             let existing = outdir::read_existing(&dir)?;
-            let plan = plan(tree, existing).map_err(|source| Error::Plan {
-                dir: dir.clone(),
-                source,
-            })?;
-            guard::check(&plan, &limits).map_err(|source| Error::Guard {
-                cluster: cluster.clone(),
-                source,
+            let plan =
+                plan(tree, existing).map_err(|e| Refused::writing(dir.display().to_string(), e))?;
+            guard::check(&plan, &limits).map_err(|e| {
+                let place = cluster
+                    .as_deref()
+                    .map_or("the response".to_string(), |c| format!("cluster {c:?}"));
+                Refused::writing(place, e)
             })?;
             Ok((dir, plan))
         });
@@ -228,10 +228,8 @@ impl<'a> ConsumerLayout<'a> {
             .map(|(dir, tree)| {
                 let dir = self.root.join(dir);
                 let existing = outdir::read_existing(&dir)?;
-                let plan = plan_without_removals(tree, existing).map_err(|source| Error::Plan {
-                    dir: dir.clone(),
-                    source,
-                })?;
+                let plan = plan_without_removals(tree, existing)
+                    .map_err(|e| Refused::writing(dir.display().to_string(), e))?;
                 Ok((dir, plan))
             })
             .collect()

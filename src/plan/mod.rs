@@ -77,10 +77,48 @@ impl Plan {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a plan may not be carried out. Either ends the run before anything
+/// is written or committed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
     #[error("{path} exists and was not written by insights-policy-render (it lacks the generated-file header); refusing to overwrite it. Move it away or choose another output directory")]
     NotOurs { path: String },
+    /// The mass-removal guard ([`guard::check`]).
+    #[error(transparent)]
+    TooManyRemovals(#[from] guard::GuardError),
+}
+
+/// A refused plan, and whose: the one error class every sink reports a
+/// refusal with.
+#[derive(Debug, thiserror::Error)]
+#[error("{place}: {source}; nothing was {done}")]
+pub struct Refused {
+    /// The directory, or the cluster.
+    pub place: String,
+    /// "written" or "committed".
+    done: &'static str,
+    #[source]
+    pub source: PlanError,
+}
+
+impl Refused {
+    /// A refusal before writing a directory.
+    pub fn writing(place: impl Into<String>, source: impl Into<PlanError>) -> Refused {
+        Refused {
+            place: place.into(),
+            done: "written",
+            source: source.into(),
+        }
+    }
+
+    /// A refusal before making a commit.
+    pub fn committing(place: impl Into<String>, source: impl Into<PlanError>) -> Refused {
+        Refused {
+            place: place.into(),
+            done: "committed",
+            source: source.into(),
+        }
+    }
 }
 
 /// Compares `tree` with `existing` (file name → what is there now). Both

@@ -29,6 +29,7 @@ use crate::plan::{Change, ChangeKind, Existing, Plan};
 /// Suffix of the temporary files and directories a run writes; left-overs of
 /// a killed run are recognised by it and cleared by the next one.
 use crate::sink::fsutil::TEMP_SUFFIX;
+use rayon::prelude::*;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {action} {}: {source}", path.display())]
@@ -204,7 +205,7 @@ fn replace_whole(
     }
     match exchange(staging, dir) {
         Ok(()) => {}
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+        Err(e) if cannot_exchange(&e) => {
             // The file system cannot exchange; nothing was changed yet.
             fs::remove_dir_all(staging).map_err(err("remove", staging))?;
             return Ok(Replaced::NotPossible(format!(
@@ -236,37 +237,24 @@ fn carry_over(from: &Path, to: &Path) -> Result<(), OutputError> {
     fs::copy(from, to).map(|_| ()).map_err(err("copy", from))
 }
 
+/// Swaps two paths in one step (`renameat2(RENAME_EXCHANGE)`; rustix
+/// makes the system call itself, so no particular C library is needed).
 #[cfg(target_os = "linux")]
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
-    };
-    let (a, b) = (c(a)?, c(b)?);
-    // The raw system call: the libc wrapper needs glibc 2.28.
-    // SAFETY: both are valid NUL-terminated paths that outlive the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(io::Error::from)
 }
 
 #[cfg(not(target_os = "linux"))]
 fn exchange(_: &Path, _: &Path) -> io::Result<()> {
-    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    Err(io::Error::from(rustix::io::Errno::NOSYS))
+}
+
+/// The errors of a file system (or kernel) that cannot exchange.
+fn cannot_exchange(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    let code = e.raw_os_error();
+    code == Some(Errno::INVAL.raw_os_error()) || code == Some(Errno::NOSYS.raw_os_error())
 }
 
 fn is_temporary(name: &str) -> bool {
@@ -326,21 +314,24 @@ const WRITERS: usize = 4;
 
 pub(crate) fn in_parallel<T: Sync, E: Send>(
     items: &[T],
-    f: impl Fn(&T) -> Result<(), E> + Sync,
+    f: impl Fn(&T) -> Result<(), E> + Sync + Send,
 ) -> Result<(), E> {
     if items.len() < 2 {
         return items.iter().try_for_each(f);
     }
-    let chunk = items.len().div_ceil(WRITERS);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().try_for_each(&f)))
-            .collect();
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().expect("a writer thread panicked"))
-    })
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(WRITERS)
+            .thread_name(|i| format!("writer-{i}"))
+            .build()
+            .ok()
+    });
+    match pool {
+        Some(pool) => pool.install(|| items.par_iter().try_for_each(f)),
+        // No threads to be had: write one file after another.
+        None => items.iter().try_for_each(f),
+    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {

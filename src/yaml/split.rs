@@ -18,6 +18,7 @@
 
 use super::parse::Document;
 use super::parse::{parse_text, PieceStats, MAX_ALIAS_NODES};
+use rayon::prelude::*;
 
 /// Below this many bytes per piece, threads cost more than they save.
 const MIN_PIECE: usize = 256 * 1024;
@@ -120,25 +121,17 @@ pub(crate) fn parse_in_pieces<T: Send>(
     each: &(impl Fn(Document) -> T + Sync),
 ) -> Option<Vec<PieceResult<T>>> {
     let pieces = cut(text, parts)?;
-    let parsed: Vec<Option<(PieceStats, Vec<T>)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = pieces
-            .iter()
-            .map(|piece| {
-                scope.spawn(move || {
-                    let mut items = Vec::new();
-                    let stats = parse_text(piece.text, piece.line_offset, true, |doc| {
-                        items.push(each(doc))
-                    })
-                    .ok()?;
-                    Some((stats, items))
-                })
+    let parsed: Vec<Option<(PieceStats, Vec<T>)>> = pieces
+        .par_iter()
+        .map(|piece| {
+            let mut items = Vec::new();
+            let stats = parse_text(piece.text, piece.line_offset, true, |doc| {
+                items.push(each(doc))
             })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a parse worker panicked"))
-            .collect()
-    });
+            .ok()?;
+            Some((stats, items))
+        })
+        .collect();
     let mut results = Vec::with_capacity(parsed.len());
     let (mut documents, mut alias_nodes) = (0, 0);
     for piece in parsed {

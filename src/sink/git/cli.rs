@@ -135,16 +135,12 @@ impl Git {
             if !bundle.is_empty() && !bundle.ends_with(b"\n") {
                 bundle.push(b'\n');
             }
-            let ours = std::fs::read(extra).map_err(|e| GitError::Git {
-                context: format!("read --ca-file {}", extra.display()),
-                message: e.to_string(),
-            })?;
+            let ours = std::fs::read(extra)
+                .map_err(GitError::io(format!("read --ca-file {}", extra.display())))?;
             bundle.extend_from_slice(&ours);
             let path = state.join("ca-bundle.pem");
-            crate::sink::fsutil::write_atomic(&path, &bundle).map_err(|e| GitError::Git {
-                context: format!("write {}", path.display()),
-                message: e.to_string(),
-            })?;
+            crate::sink::fsutil::write_atomic(&path, &bundle)
+                .map_err(GitError::io(format!("write {}", path.display())))?;
             self.setenv("GIT_SSL_CAINFO", path);
         } else if git_cainfo.is_none() && configured.is_none() {
             if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
@@ -169,7 +165,7 @@ impl Git {
                 .filter(|c| !c.is_empty())
                 .or_else(|| self.config_value("core.sshCommand"))
                 .unwrap_or_else(|| "ssh".into());
-            let key = key.to_str().ok_or_else(|| GitError::Git {
+            let key = key.to_str().ok_or_else(|| GitError::Command {
                 context: "use --ssh-key".into(),
                 message: "the path is not UTF-8".into(),
             })?;
@@ -188,10 +184,7 @@ impl Git {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700))
             })
-            .map_err(|e| GitError::Git {
-                context: format!("write {}", script.display()),
-                message: e.to_string(),
-            })?;
+            .map_err(GitError::io(format!("write {}", script.display())))?;
             let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
             self.setenv("IPR_SSH_PASSPHRASE_FILE", file);
             self.setenv("SSH_ASKPASS", script);
@@ -321,15 +314,17 @@ impl Git {
 
 /// Clears close-on-exec on `fd` in the child, so that it shares the lock.
 fn inherit(cmd: &mut Command, fd: RawFd) {
+    use rustix::io::{fcntl_getfd, fcntl_setfd, FdFlags};
     use std::os::unix::process::CommandExt;
-    // SAFETY: fcntl is async-signal-safe, and `fd` stays open in the parent
-    // for the whole run (it is the lock file, held to the end).
+    // SAFETY: `pre_exec` is unsafe because the closure runs between fork
+    // and exec; it only makes two fcntl system calls (async-signal-safe,
+    // no allocation), and `fd` stays open in the parent for the whole run
+    // (it is the lock file, held to the end), so borrowing it is sound.
     unsafe {
         cmd.pre_exec(move || {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            let fd = rustix::fd::BorrowedFd::borrow_raw(fd);
+            let flags = fcntl_getfd(fd)?;
+            fcntl_setfd(fd, flags - FdFlags::CLOEXEC)?;
             Ok(())
         });
     }

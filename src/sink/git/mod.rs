@@ -11,6 +11,7 @@
 //! ([`crate::sink::git::worktree`]), which git brings along by its own checkout rules.
 
 pub mod cli;
+pub mod error;
 pub mod pack;
 pub mod worktree;
 
@@ -22,8 +23,9 @@ use git2::build::TreeUpdateBuilder;
 use git2::{Commit, ErrorCode, FileMode, ObjectType, Oid, Repository, Signature, Tree};
 
 use crate::pipeline::render::RenderedTree;
-use crate::plan::{plan, plan_without_removals, ChangeKind, Existing, Plan, PlanError};
+use crate::plan::{plan, plan_without_removals, ChangeKind, Existing, Plan, Refused};
 use crate::sink::git::cli::{Failure, Git};
+pub use crate::sink::git::error::{redact, GitError};
 
 /// One cluster's rendered directory and where it goes in the repository.
 #[derive(Debug, Clone)]
@@ -44,134 +46,6 @@ pub enum Role {
     /// Consumer manifests, in a directory shared with other files and other
     /// clusters' manifests: written, never removed.
     Consumer,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum GitError {
-    #[error("cannot open the git repository at {}: {message}", path.display())]
-    Open { path: PathBuf, message: String },
-    #[error("{context}: {message}")]
-    Git { context: String, message: String },
-    #[error("{path}: {source}")]
-    Plan {
-        path: String,
-        #[source]
-        source: PlanError,
-    },
-    #[error("{path}: {source}; nothing was committed")]
-    Guard {
-        path: String,
-        #[source]
-        source: crate::plan::guard::GuardError,
-    },
-    #[error("{0} exists in the repository as a file, not a directory")]
-    NotADirectory(String),
-    #[error("{} is not inside a git working tree: --flux and --argo write paths relative to the repository root, so --out must be a directory of a repository", .0.display())]
-    NotInWorktree(PathBuf),
-    #[error("HEAD is detached: name the branch to commit on with --base, or commit to a bot branch with --branch and --base")]
-    DetachedHead,
-    #[error("base branch {0:?} not found, locally or as a remote-tracking branch")]
-    BaseNotFound(String),
-    #[error("--branch {0:?} is the checked-out branch; the bot branch is rewritten on every run, so it must not be the one you work on")]
-    BranchCheckedOut(String),
-    #[error(
-        "no author: pass --author \"Name <email>\" or set git config user.name and user.email"
-    )]
-    NoAuthor,
-    #[error("--author {0:?} is not of the form \"Name <email>\"")]
-    BadAuthor(String),
-    #[error("--branch {branch:?} is checked out in the worktree at {}; git does not move a branch that is checked out, and neither does this tool", worktree.display())]
-    BranchInWorktree { branch: String, worktree: PathBuf },
-    #[error("the working tree has local changes to the rendered files; commit or discard them first ({0})")]
-    Conflict(String),
-    #[error("git refuses the repository at {path}: it is owned by another user. If you trust it, run: git config --global --add safe.directory {path}", path = .0.display())]
-    Ownership(PathBuf),
-    #[error("authentication to {remote} failed: {message}\nwhere git looked for credentials: {looked}.\nSet GIT_TOKEN to a token that may push (user name from --git-username, default x-access-token), or give git credentials: http.<url>.extraheader (what actions/checkout leaves), a credential.helper, or an SSH remote with --ssh-key")]
-    Auth {
-        remote: String,
-        looked: String,
-        message: String,
-    },
-    #[error("the TLS certificate of {remote} is not trusted: {message}\npass --ca-file with the CA that signed it, or set GIT_SSL_CAINFO or http.sslCAInfo")]
-    Certificate { remote: String, message: String },
-    #[error("SSH to {remote} failed: {message}\ncheck --ssh-key (and --ssh-key-passphrase-file for a key with a passphrase, or an ssh-agent), known_hosts, and GIT_SSH_COMMAND or core.sshCommand")]
-    Ssh { remote: String, message: String },
-    #[error("git could not sign the commit (--sign or commit.gpgsign is set, so an unsigned commit is not made): {0}\ncheck user.signingkey and gpg.format, and that the key is usable without a prompt")]
-    Sign(String),
-    #[error("{path} is under the git filter {filter:?} (.gitattributes): git would store it in another form than the tool writes, and Flux reads it unfiltered. Exempt the policy directory by adding this line at the end of .gitattributes: {line}")]
-    Filtered {
-        path: String,
-        filter: String,
-        line: String,
-    },
-    #[error("another insights-policy-render is committing in this repository (it holds a lock on {}); wait for it to finish", .0.display())]
-    Busy(PathBuf),
-    #[error("{} exists: another git process is using the index, or one was killed while it did. If no git process is running, remove the file and run again", .0.display())]
-    IndexLocked(PathBuf),
-    #[error("{} is not a journal this version of insights-policy-render wrote; move it away and check the working tree with git status", .0.display())]
-    Journal(PathBuf),
-    #[error("an earlier run was interrupted while bringing the working tree to its commit {commit}, and completing that failed: {source} (its journal is {})", journal.display())]
-    Recover {
-        journal: PathBuf,
-        commit: Oid,
-        #[source]
-        source: Box<GitError>,
-    },
-    #[error("committed {commit}, but bringing the working tree and index along failed: {source}; the next run completes it")]
-    Incomplete {
-        commit: Oid,
-        #[source]
-        source: Box<GitError>,
-    },
-    #[error("{remote} refused the push: {reason}: {message}")]
-    PushRefused {
-        remote: String,
-        reason: String,
-        message: String,
-    },
-    #[error("the push to {remote} was still refused after {attempts} attempts: {reason}")]
-    PushRejected {
-        remote: String,
-        attempts: u32,
-        reason: String,
-    },
-}
-
-impl GitError {
-    /// A libgit2 error, with what we were doing, with any credentials in a
-    /// URL removed (libgit2 messages can quote the remote URL).
-    fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
-        let context = context.into();
-        move |e| GitError::Git {
-            context,
-            message: redact(e.message()),
-        }
-    }
-}
-
-/// Removes `user:password@` from URLs and the value of `GIT_TOKEN`.
-pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let (head, tail) = rest.split_at(at + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c.is_whitespace() || c == '/')
-            .unwrap_or(tail.len());
-        match tail[..end].rfind('@') {
-            Some(userinfo_end) => {
-                out.push_str("<redacted>@");
-                rest = &tail[userinfo_end + 1..];
-            }
-            None => rest = tail,
-        }
-    }
-    out.push_str(rest);
-    match std::env::var("GIT_TOKEN") {
-        Ok(token) if token.len() >= 4 => out.replace(&token, "<redacted>"),
-        _ => out,
-    }
 }
 
 /// The repository that holds `path`, found as git finds it (so `--repo`
@@ -276,7 +150,7 @@ pub fn head(repo: &Repository) -> Result<Head, GitError> {
         None => head
             .target()
             .map(Head::Detached)
-            .ok_or_else(|| GitError::Git {
+            .ok_or_else(|| GitError::Command {
                 context: "read HEAD".into(),
                 message: "it points at neither a branch nor a commit".into(),
             }),
@@ -384,10 +258,7 @@ fn plan_target(repo: &Repository, tree: Option<&Tree>, target: &Target) -> Resul
         Role::Policies => plan(rendered, existing),
         Role::Consumer => plan_without_removals(rendered, existing),
     };
-    let mut plan = planned.map_err(|source| GitError::Plan {
-        path: target.path.clone(),
-        source,
-    })?;
+    let mut plan = planned.map_err(|e| Refused::committing(&target.path, e))?;
     plan.unchanged += unchanged;
     Ok(plan)
 }
@@ -541,7 +412,7 @@ fn check_bot_branch(git: &Git, head: &Head, branch: &str) -> Result<(), GitError
     }
     let list = git
         .run(["worktree", "list", "--porcelain"])
-        .map_err(|f| GitError::Git {
+        .map_err(|f| GitError::Command {
             context: "list the repository's worktrees".into(),
             message: f.stderr,
         })?;
@@ -573,10 +444,8 @@ fn prepare(
         .map_err(GitError::git("read the base commit"))?;
     let plans = plan_targets(repo, base_commit.as_ref(), targets)?;
     for (target, plan) in targets.iter().zip(&plans) {
-        crate::plan::guard::check(plan, &opts.limits).map_err(|source| GitError::Guard {
-            path: target.path.clone(),
-            source,
-        })?;
+        crate::plan::guard::check(plan, &opts.limits)
+            .map_err(|e| Refused::committing(&target.path, e))?;
     }
     let (tree, _) = build_tree(repo, base_commit.as_ref(), targets, &plans)?;
     Ok((plans, tree))
@@ -805,7 +674,7 @@ fn follow(
                 &old.to_string(),
             ])
             .map(drop)
-            .map_err(|f| GitError::Git {
+            .map_err(|f| GitError::Command {
                 context: format!("update {branch}"),
                 message: f.stderr,
             }),
@@ -892,13 +761,13 @@ fn commit_tree(
             if sign {
                 GitError::Sign(f.stderr)
             } else {
-                GitError::Git {
+                GitError::Command {
                     context: "create the commit".into(),
                     message: f.stderr,
                 }
             }
         })?;
-    Oid::from_str(out.trim()).map_err(|_| GitError::Git {
+    Oid::from_str(out.trim()).map_err(|_| GitError::Command {
         context: "create the commit".into(),
         message: format!("git commit-tree printed {out:?}"),
     })
@@ -931,7 +800,7 @@ fn check_filters(repo: &Repository, git: &Git, targets: &[Target]) -> Result<(),
     }
     let out = git
         .run_with_input(["check-attr", "-z", "--stdin", "filter"], Some(&input))
-        .map_err(|f| GitError::Git {
+        .map_err(|f| GitError::Command {
             context: "read .gitattributes".into(),
             message: f.stderr,
         })?;
@@ -992,7 +861,7 @@ impl<'a> Remote<'a> {
             .git
             .run(["remote", "get-url", "--push", self.name])
             .map(|u| u.trim().to_owned())
-            .map_err(|f| GitError::Git {
+            .map_err(|f| GitError::Command {
                 context: format!("find remote {:?}", self.name),
                 message: f.stderr,
             })?;
@@ -1165,7 +1034,7 @@ fn classify(git: &Git, url: &str, context: String, f: Failure) -> GitError {
             message: s.to_owned(),
         };
     }
-    GitError::Git {
+    GitError::Command {
         context,
         message: s.to_owned(),
     }

@@ -17,11 +17,12 @@ use flate2::write::ZlibEncoder;
 use flate2::Compression;
 use git2::{Oid, Repository};
 
+use rayon::prelude::*;
+
 use crate::sink::git::GitError;
 
 /// Below this many blobs, loose objects are as fast and simpler.
 const PACK_THRESHOLD: usize = 64;
-const THREADS: usize = 2;
 
 /// Writes each blob and returns its id, in order.
 pub fn write_blobs(repo: &Repository, blobs: &[(String, &[u8])]) -> Result<Vec<Oid>, GitError> {
@@ -29,29 +30,14 @@ pub fn write_blobs(repo: &Repository, blobs: &[(String, &[u8])]) -> Result<Vec<O
         return blobs
             .iter()
             .map(|(path, bytes)| {
-                repo.blob(bytes).map_err(|e| GitError::Git {
-                    context: format!("write {path}"),
-                    message: e.message().to_owned(),
-                })
+                repo.blob(bytes)
+                    .map_err(GitError::git(format!("write {path}")))
             })
             .collect();
     }
-    let err = |e: &dyn std::fmt::Display| GitError::Git {
-        context: "write the new objects as a pack".into(),
-        message: e.to_string(),
-    };
-    // Hash and compress on both cores; the entries keep their order.
-    let chunk = blobs.len().div_ceil(THREADS);
-    let entries: Vec<(Oid, Vec<u8>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = blobs
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|(_, b)| entry(b)).collect::<Vec<_>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a pack worker panicked"))
-            .collect()
-    });
+    const CONTEXT: &str = "write the new objects as a pack";
+    // Hash and compress on every core; the entries keep their order.
+    let entries: Vec<(Oid, Vec<u8>)> = blobs.par_iter().map(|(_, b)| entry(b)).collect();
     let ids: Vec<Oid> = entries.iter().map(|(id, _)| *id).collect();
 
     // Each object once (clusters can share a policy), with its offset and
@@ -81,15 +67,15 @@ pub fn write_blobs(repo: &Repository, blobs: &[(String, &[u8])]) -> Result<Vec<O
         // index is written here instead of by libgit2's indexer, which would
         // inflate and hash every object again.
         let index = index_v2(&mut objects, &trailer);
-        write_pack_files(&pack_dir, &pack, &index, &trailer).map_err(|e| err(&e))?;
+        write_pack_files(&pack_dir, &pack, &index, &trailer).map_err(GitError::io(CONTEXT))?;
         repo.odb()
             .and_then(|odb| odb.refresh())
-            .map_err(|e| err(&e))?;
+            .map_err(GitError::git(CONTEXT))?;
     } else {
-        let odb = repo.odb().map_err(|e| err(&e))?;
-        let mut writer = odb.packwriter().map_err(|e| err(&e))?;
-        writer.write_all(&pack).map_err(|e| err(&e))?;
-        writer.commit().map_err(|e| err(&e))?;
+        let odb = repo.odb().map_err(GitError::git(CONTEXT))?;
+        let mut writer = odb.packwriter().map_err(GitError::git(CONTEXT))?;
+        writer.write_all(&pack).map_err(GitError::io(CONTEXT))?;
+        writer.commit().map_err(GitError::git(CONTEXT))?;
     }
     Ok(ids)
 }
@@ -162,18 +148,11 @@ pub fn blob_id(content: &[u8]) -> Oid {
 
 /// The ids of many blobs, in order, hashed on every core.
 pub fn blob_ids(contents: &[&[u8]]) -> Vec<Oid> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = contents.len().div_ceil(threads).max(256);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = contents
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|c| blob_id(c)).collect::<Vec<_>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a hashing worker panicked"))
-            .collect()
-    })
+    contents
+        .par_iter()
+        .with_min_len(256)
+        .map(|c| blob_id(c))
+        .collect()
 }
 
 /// One blob's id and its pack entry: a type-and-size header, then the

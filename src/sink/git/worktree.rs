@@ -24,19 +24,14 @@ use std::time::{Duration, Instant};
 
 use git2::{Oid, Repository};
 
+use rustix::fs::FlockOperation;
+use rustix::io::Errno;
+
 use crate::sink::git::cli::Git;
 use crate::sink::git::GitError;
 
 /// The tree git uses for "nothing": the old side of a branch's first commit.
 pub const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
-
-fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> GitError {
-    let context = context.into();
-    move |e| GitError::Git {
-        context,
-        message: e.to_string(),
-    }
-}
 
 /// The tool's own directory inside the git directory (per worktree).
 pub fn state_dir(repo: &Repository) -> PathBuf {
@@ -64,25 +59,21 @@ const LOCK_WAIT: Duration = Duration::from_secs(600);
 
 pub fn lock(repo: &Repository) -> Result<RepoLock, GitError> {
     let dir = state_dir(repo);
-    fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+    fs::create_dir_all(&dir).map_err(GitError::io(format!("create {}", dir.display())))?;
     let path = dir.join("lock");
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(io_err(format!("open {}", path.display())))?;
+        .map_err(GitError::io(format!("open {}", path.display())))?;
     let started = Instant::now();
     let mut said = false;
     loop {
-        // SAFETY: a valid open descriptor, owned by `file` for the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(RepoLock(file));
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(io_err(format!("lock {}", path.display()))(e));
+        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(RepoLock(file)),
+            Err(Errno::WOULDBLOCK) => {}
+            Err(e) => return Err(GitError::io(format!("lock {}", path.display()))(e.into())),
         }
         if started.elapsed() >= LOCK_WAIT {
             return Err(GitError::Busy(path));
@@ -118,14 +109,14 @@ fn write_journal(repo: &Repository, j: &Journal) -> Result<(), GitError> {
     let old = j.old.map_or_else(|| "-".to_owned(), |o| o.to_string());
     let text = format!("{JOURNAL_HEADER}{}\n{old}\n{}\n", j.branch, j.new);
     crate::sink::fsutil::write_atomic(&path, text.as_bytes())
-        .map_err(io_err(format!("write {}", path.display())))
+        .map_err(GitError::io(format!("write {}", path.display())))
 }
 
 fn remove_journal(repo: &Repository) -> Result<(), GitError> {
     let path = journal_path(repo);
     match fs::remove_file(&path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            Err(io_err(format!("remove {}", path.display()))(e))
+            Err(GitError::io(format!("remove {}", path.display()))(e))
         }
         _ => Ok(()),
     }
@@ -136,7 +127,7 @@ fn read_journal(repo: &Repository) -> Result<Option<Journal>, GitError> {
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(format!("read {}", path.display()))(e)),
+        Err(e) => return Err(GitError::io(format!("read {}", path.display()))(e)),
     };
     let bad = || GitError::Journal(path.clone());
     let rest = text.strip_prefix(JOURNAL_HEADER).ok_or_else(bad)?;
@@ -238,7 +229,7 @@ fn move_ref(repo: &Repository, git: &Git, j: &Journal) -> Result<(), GitError> {
         &expected,
     ])
     .map(drop)
-    .map_err(|f| GitError::Git {
+    .map_err(|f| GitError::Command {
         context: format!("update {}", j.branch),
         message: f.stderr,
     })
@@ -270,7 +261,7 @@ fn conflict_error(stderr: &str) -> GitError {
             paths.join(", ")
         });
     }
-    GitError::Git {
+    GitError::Command {
         context: "bring the working tree and index to the new commit".into(),
         message: stderr.to_owned(),
     }
