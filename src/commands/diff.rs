@@ -7,6 +7,7 @@ use crate::cli::DiffArgs;
 use crate::commands::steps::finish;
 use crate::commands::targets::{append, render_targets, summarise};
 use crate::error::{exit, Error};
+use crate::plan::ChangeKind;
 use crate::report::summary::ClusterSummary;
 use crate::sink::git::{self as repo, Role};
 
@@ -88,9 +89,9 @@ pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
 /// because a patch between two buffers knows nothing of files that do not
 /// exist.
 fn unified_diff(dir: &str, change: &crate::plan::Change) -> String {
-    let path = format!("{dir}/{}", change.path);
-    let old = change.old.as_deref().unwrap_or_default();
-    let new = change.new.as_deref().unwrap_or_default();
+    let path = format!("{dir}/{}", change.path());
+    let old = change.old_bytes().unwrap_or_default();
+    let new = change.new_bytes().unwrap_or_default();
     let as_path = PathBuf::from(&path);
     let hunks = match git2::Patch::from_buffers(old, Some(&as_path), new, Some(&as_path), None)
         .and_then(|mut p| p.to_buf())
@@ -106,18 +107,18 @@ fn unified_diff(dir: &str, change: &crate::plan::Change) -> String {
         }
         Err(_) => return format!("# {path}: (no textual diff)\n"),
     };
-    let (mode, from, to) = match (&change.old, &change.new) {
-        (None, _) => (
+    let (mode, from, to) = match change.kind() {
+        ChangeKind::Add => (
             "new file mode 100644\n",
             "/dev/null".to_owned(),
             format!("b/{path}"),
         ),
-        (_, None) => (
+        ChangeKind::Remove => (
             "deleted file mode 100644\n",
             format!("a/{path}"),
             "/dev/null".to_owned(),
         ),
-        _ => ("", format!("a/{path}"), format!("b/{path}")),
+        ChangeKind::Update => ("", format!("a/{path}"), format!("b/{path}")),
     };
     let mut out = format!("diff --git a/{path} b/{path}\n{mode}");
     if !hunks.is_empty() {

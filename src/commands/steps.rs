@@ -5,8 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::pipeline::render::Keep;
 use crate::pipeline::render::RenderedTree;
-use crate::pipeline::render_response;
+use crate::pipeline::render_response_keeping;
 use crate::pipeline::schema::Schemas;
 use crate::report::summary::{ClusterSummary, Summary};
 use crate::sink::dir as outdir;
@@ -73,10 +74,16 @@ pub(crate) fn render_input(
         bytes,
     } = input;
     let result = bytes.map_err(Error::from).and_then(|bytes| {
-        let (tree, warnings) = render_response(&bytes).map_err(|source| Error::Input {
-            origin: origin.clone(),
-            source,
-        })?;
+        let keep = if schemas.is_some() {
+            Keep::Documents
+        } else {
+            Keep::Facts
+        };
+        let (mut tree, warnings) =
+            render_response_keeping(&bytes, keep).map_err(|source| Error::Input {
+                origin: origin.clone(),
+                source,
+            })?;
         for w in warnings {
             tracing::warn!("{origin}: {w}");
         }
@@ -85,6 +92,7 @@ pub(crate) fn render_input(
                 origin: origin.clone(),
                 source,
             })?;
+            tree.forget_documents();
         }
         tracing::info!(
             cluster = cluster.as_deref().unwrap_or("-"),

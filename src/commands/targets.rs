@@ -162,7 +162,7 @@ pub(crate) fn changes<'a>(
             Role::Consumer => changes.manifests.extend(
                 plan.changes
                     .iter()
-                    .map(|c| (format!("{}/{}", t.path, c.path), c.kind)),
+                    .map(|c| (format!("{}/{}", t.path, c.path()), c.kind())),
             ),
         }
     }

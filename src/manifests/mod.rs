@@ -369,10 +369,7 @@ impl Consumers {
                 .ok_or_else(|| format!("the consumer file {path} must go in a directory"))?;
             dirs.entry(dir.to_owned()).or_default().files.insert(
                 name.to_owned(),
-                crate::pipeline::render::RenderedFile {
-                    bytes: file.bytes,
-                    identity: None,
-                },
+                crate::pipeline::render::RenderedFile::plain(file.bytes),
             );
         }
         Ok(dirs.into_iter().collect())

@@ -3,6 +3,7 @@
 //! that passed validation.
 
 pub mod cluster;
+pub mod facts;
 pub mod identity;
 pub mod kind;
 pub mod policy;

@@ -1,56 +1,50 @@
-//! A validated set of policies: the only input the renderer accepts.
+//! A policy that passed validation, and where it was in the response.
 
 use std::fmt;
 
 use crate::model::identity::Identity;
 use crate::yaml::Node;
 
-/// Where a document came from in the stream, for messages a person can
-/// follow back to the response.
+/// Where a document was in the stream, for messages a person can follow
+/// back to the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Source {
+pub struct Position {
     /// 1-based document index in the stream.
     pub document: usize,
     pub line: usize,
 }
 
-impl fmt::Display for Source {
+impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "document {} (line {})", self.document, self.line)
     }
 }
 
 /// One policy object, checked, cleaned and stamped with the ownership
-/// annotation. Built only by [`crate::pipeline::validate::validate`].
+/// annotation. Only validation builds one, so holding a `Policy` means
+/// holding an object the renderer may write.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub identity: Identity,
-    pub document: Node,
-    pub source: Source,
+    identity: Identity,
+    document: Node,
 }
 
-/// Policies with unique identities, in the order received.
-#[derive(Debug, Clone, Default)]
-pub struct PolicySet {
-    policies: Vec<Policy>,
-    warnings: Vec<crate::pipeline::validate::Problem>,
-}
-
-impl PolicySet {
-    /// Callers guarantee unique identities; `validate` is the one caller.
-    pub(crate) fn new(
-        policies: Vec<Policy>,
-        warnings: Vec<crate::pipeline::validate::Problem>,
-    ) -> Self {
-        PolicySet { policies, warnings }
+impl Policy {
+    /// For validation alone (`crate::pipeline::validate`): `document` has
+    /// been checked and cleaned, and `identity` read from it.
+    pub(crate) fn new(identity: Identity, document: Node) -> Policy {
+        Policy { identity, document }
     }
 
-    /// Things accepted but worth telling the user about.
-    pub fn warnings(&self) -> &[crate::pipeline::validate::Problem] {
-        &self.warnings
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
-    pub fn policies(&self) -> &[Policy] {
-        &self.policies
+    pub fn document(&self) -> &Node {
+        &self.document
+    }
+
+    pub fn into_document(self) -> Node {
+        self.document
     }
 }

@@ -1,12 +1,24 @@
-//! From a response's bytes to a rendered tree.
+//! From a response's bytes to a rendered tree: the pure core.
+//!
+//! Enters: the bytes of one response (a multi-document YAML stream).
+//! Leaves: a [`RenderedTree`] (file name → bytes, each with the
+//! [`ObjectFacts`](crate::model::facts::ObjectFacts) later stages need) and
+//! the warnings of validation, or an [`InputError`] that lists every
+//! problem. The stages, in the order they run: [`crate::yaml`] parses
+//! (cut into pieces parsed on several threads when the response is large,
+//! see [`crate::yaml::split`]), [`validate::check`] checks and cleans each
+//! document, [`render::render_file`] renders it, and [`Assembly`] admits
+//! them in stream order (refusing duplicates) into the tree. [`schema`]
+//! checks a tree against the user's CRDs (`--crd-dir`). No I/O happens here.
 
 pub mod render;
 pub mod schema;
 pub mod validate;
 
-use crate::pipeline::render::{render_file, RenderedFile, RenderedTree, TreeBuilder};
+use crate::model::facts::ObjectFacts;
+use crate::pipeline::render::{render_file, Keep, RenderedFile, RenderedTree, TreeBuilder};
 use crate::pipeline::validate::{Checked, Problem, Validator};
-use crate::yaml::{parse_stream_each_recovering, split, Document, ParseError};
+use crate::yaml::{parse_stream, parse_stream_each_recovering, split, Document, ParseError};
 
 /// Why a response could not become a rendered tree.
 #[derive(Debug, thiserror::Error)]
@@ -17,77 +29,104 @@ pub enum InputError {
     Invalid(#[from] validate::ValidationError),
 }
 
-/// Parses, validates and renders one response, with the warnings of
-/// validation. Pure: the core of every command.
+/// A rendered response and the warnings of its validation.
+pub type Rendered = Result<(RenderedTree, Vec<Problem>), InputError>;
+
+/// Parses, validates and renders one response. The path every command
+/// runs.
 ///
 /// Each document is rendered as soon as it is validated and its tree
-/// dropped, so memory holds the input and the output, not every tree. A
-/// large response is parsed, checked and rendered on several threads (see
-/// [`crate::yaml::split`]); the result is the same, byte for byte.
-pub fn render_response(bytes: &[u8]) -> Result<(RenderedTree, Vec<Problem>), InputError> {
-    render_in_pieces(bytes, split::pieces_for(bytes.len()))
-        .unwrap_or_else(|| render_sequentially(bytes))
+/// dropped (unless `keep` asks for it), so memory holds the input and the
+/// output, not every tree. A large response is parsed, checked and
+/// rendered on several threads; the result is the same, byte for byte.
+pub fn render_response_keeping(bytes: &[u8], keep: Keep) -> Rendered {
+    render_in_pieces(bytes, split::pieces_for(bytes.len()), keep)
+        .unwrap_or_else(|| render_sequentially(bytes, keep))
+}
+
+/// [`render_response_keeping`] with nothing kept beyond the facts.
+pub fn render_response(bytes: &[u8]) -> Rendered {
+    render_response_keeping(bytes, Keep::Facts)
+}
+
+/// The facts of a file the tool wrote on an earlier run, read back from
+/// its content (the plan needs them for a file it updates or removes).
+/// `None` when it does not hold exactly one valid policy.
+pub fn read_back(bytes: &[u8]) -> Option<ObjectFacts> {
+    let mut docs = parse_stream(bytes)
+        .ok()?
+        .into_iter()
+        .filter(|d| d.root.is_some());
+    let (doc, None) = (docs.next()?, docs.next()) else {
+        return None;
+    };
+    let policy = validate::check(doc)?.result.ok()?;
+    Some(ObjectFacts::read(
+        policy.identity().clone(),
+        policy.document(),
+    ))
 }
 
 /// The response cut into `parts` pieces, or `None` when it cannot be cut
 /// safely or a piece fails to parse (the sequential parser then reports the
 /// stream's first error, with its numbers).
-fn render_in_pieces(
-    bytes: &[u8],
-    parts: usize,
-) -> Option<Result<(RenderedTree, Vec<Problem>), InputError>> {
+fn render_in_pieces(bytes: &[u8], parts: usize, keep: Keep) -> Option<Rendered> {
     let text = std::str::from_utf8(bytes).ok()?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let pieces = split::parse_in_pieces(text, parts, &check_and_render)?;
-    Some(merge_pieces(pieces))
+    let pieces = split::parse_in_pieces(text, parts, &|doc| check_and_render(doc, keep))?;
+    let mut assembly = Assembly::default();
+    for piece in pieces {
+        for mut checked in piece.items.into_iter().flatten() {
+            checked.shift_documents(piece.first_document - 1);
+            assembly.admit(checked);
+        }
+    }
+    Some(assembly.finish())
 }
 
-fn render_sequentially(bytes: &[u8]) -> Result<(RenderedTree, Vec<Problem>), InputError> {
-    let mut validator = Validator::default();
-    let mut tree = TreeBuilder::default();
+fn render_sequentially(bytes: &[u8], keep: Keep) -> Rendered {
+    let mut assembly = Assembly::default();
     parse_stream_each_recovering(bytes, |doc| {
-        if let Some(policy) = validator.push(doc) {
-            if validator.is_ok() {
-                tree.add(&policy);
-            }
+        if let Some(checked) = check_and_render(doc, keep) {
+            assembly.admit(checked);
         }
     })?;
-    let warnings = validator.finish()?;
-    Ok((tree.finish(), warnings))
+    assembly.finish()
 }
 
 /// A document checked and, when valid, rendered (on a parse worker).
 type CheckedFile = Checked<(String, RenderedFile)>;
 
-fn check_and_render(doc: Document) -> Option<CheckedFile> {
-    Some(validate::check(doc)?.map(|policy| render_file(&policy)))
+/// `None` for an empty document.
+fn check_and_render(doc: Document, keep: Keep) -> Option<CheckedFile> {
+    Some(validate::check(doc)?.map(|policy| render_file(policy, keep)))
 }
 
-/// The pieces' documents admitted in stream order, as the sequential path
-/// admits them: the same duplicates refused, the same problems and warnings
-/// in the same order, with stream-wide document numbers.
-fn merge_pieces(
-    pieces: Vec<split::PieceResult<Option<CheckedFile>>>,
-) -> Result<(RenderedTree, Vec<Problem>), InputError> {
-    let mut validator = Validator::default();
-    let mut tree = TreeBuilder::default();
-    for piece in pieces {
-        for mut checked in piece.items.into_iter().flatten() {
-            checked.shift_documents(piece.first_document - 1);
-            let admitted = validator.admit(checked, |(_, file)| {
-                file.identity
-                    .as_ref()
-                    .expect("a policy's file has its identity")
-            });
-            if let Some((name, file)) = admitted {
-                if validator.is_ok() {
-                    tree.insert(name, file);
-                }
+/// The documents admitted in stream order: duplicates refused, problems
+/// and warnings in order, and once any document is refused, no more files
+/// kept (the response as a whole will be refused).
+#[derive(Default)]
+struct Assembly {
+    validator: Validator,
+    tree: TreeBuilder,
+}
+
+impl Assembly {
+    fn admit(&mut self, checked: CheckedFile) {
+        let admitted = self.validator.admit(checked, |(_, file)| {
+            file.identity().expect("a policy's file has its identity")
+        });
+        if let Some((name, file)) = admitted {
+            if self.validator.is_ok() {
+                self.tree.insert(name, file);
             }
         }
     }
-    let warnings = validator.finish()?;
-    Ok((tree.finish(), warnings))
+
+    fn finish(self) -> Rendered {
+        let warnings = self.validator.finish()?;
+        Ok((self.tree.finish(), warnings))
+    }
 }
 
 #[cfg(test)]
@@ -95,10 +134,8 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    type Rendered = Result<(RenderedTree, Vec<Problem>), InputError>;
-
     fn in_pieces(bytes: &[u8], parts: usize) -> Rendered {
-        render_in_pieces(bytes, parts).expect("cut into pieces")
+        render_in_pieces(bytes, parts, Keep::Facts).expect("cut into pieces")
     }
 
     fn problems(result: Rendered) -> Vec<String> {
@@ -129,9 +166,9 @@ mod tests {
         let mut cut = 0;
         for entry in entries {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-            let whole = render_sequentially(&bytes);
+            let whole = render_sequentially(&bytes, Keep::Facts);
             for parts in [2, 3, 8] {
-                if let Some(pieced) = render_in_pieces(&bytes, parts) {
+                if let Some(pieced) = render_in_pieces(&bytes, parts, Keep::Facts) {
                     assert_eq!(format!("{pieced:?}"), format!("{whole:?}"));
                     cut += 1;
                 }
@@ -165,7 +202,7 @@ mod tests {
                 text.push_str("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n");
             }
         }
-        let whole = problems(render_sequentially(text.as_bytes()));
+        let whole = problems(render_sequentially(text.as_bytes(), Keep::Facts));
         assert_eq!(whole.len(), 4, "{whole:?}");
         assert!(whole[0].starts_with("document 12 (line 75): "), "{whole:?}");
         assert!(
@@ -191,7 +228,7 @@ mod tests {
                 )
             })
             .collect();
-        let (tree, warnings) = render_sequentially(text.as_bytes()).unwrap();
+        let (tree, warnings) = render_sequentially(text.as_bytes(), Keep::Facts).unwrap();
         assert_eq!(warnings.len(), 40);
         for parts in 2..10 {
             let (t, w) = in_pieces(text.as_bytes(), parts).unwrap();
@@ -210,10 +247,10 @@ mod tests {
             }
         }
         for parts in 2..8 {
-            assert!(render_in_pieces(text.as_bytes(), parts).is_none());
+            assert!(render_in_pieces(text.as_bytes(), parts, Keep::Facts).is_none());
         }
         let err = render_response(text.as_bytes()).unwrap_err().to_string();
-        let whole = render_sequentially(text.as_bytes())
+        let whole = render_sequentially(text.as_bytes(), Keep::Facts)
             .unwrap_err()
             .to_string();
         assert_eq!(err, whole);
@@ -230,7 +267,7 @@ mod tests {
                 text.push_str("---\na: 1\na: 2\n"); // a duplicate key
             }
         }
-        let whole = problems(render_sequentially(text.as_bytes()));
+        let whole = problems(render_sequentially(text.as_bytes(), Keep::Facts));
         assert_eq!(whole.len(), 3, "{whole:?}");
         assert_eq!(
             whole[0],

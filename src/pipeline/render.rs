@@ -1,4 +1,4 @@
-//! From a [`PolicySet`] to the files of a Kustomize directory, in memory.
+//! From validated policies to the files of a Kustomize directory, in memory.
 //!
 //! Pure and deterministic: the same set gives the same paths and the same
 //! bytes on every machine, with nothing run-specific (no time, no host, no
@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::facts::ObjectFacts;
 use crate::model::identity::Identity;
-use crate::model::policy::{Policy, PolicySet};
+use crate::model::policy::Policy;
 use crate::yaml::{emit_document, Node, Value};
 
 /// The first line of every file the tool writes. It is also how the tool
@@ -21,15 +22,46 @@ pub const KUSTOMIZATION: &str = "kustomization.yaml";
 /// below that and made unique again with a hash of the full identity.
 const MAX_FILE_NAME: usize = 200;
 
-/// One rendered file. `identity` is `None` for `kustomization.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One rendered file, with what the later stages need of the object it
+/// holds, so none of them parses the file again.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RenderedFile {
     pub bytes: Vec<u8>,
-    pub identity: Option<Identity>,
+    /// The object's identity, annotations and admission facts; `None` for
+    /// `kustomization.yaml` and the consumer manifests.
+    pub object: Option<ObjectFacts>,
+    /// The object's document, kept only when a later stage checks it
+    /// (`--crd-dir`, see [`Keep`]): holding every tree would cost the
+    /// memory that rendering one document at a time saves.
+    pub document: Option<Node>,
+}
+
+impl RenderedFile {
+    /// A file that holds no policy (`kustomization.yaml`, a manifest).
+    pub fn plain(bytes: Vec<u8>) -> RenderedFile {
+        RenderedFile {
+            bytes,
+            object: None,
+            document: None,
+        }
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        self.object.as_ref().map(|o| &o.identity)
+    }
+}
+
+/// What rendering keeps of each policy beside its bytes and facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keep {
+    #[default]
+    Facts,
+    /// The document too, for `--crd-dir`.
+    Documents,
 }
 
 /// A rendered directory: file name → content, sorted by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RenderedTree {
     pub files: BTreeMap<String, RenderedFile>,
 }
@@ -40,7 +72,7 @@ impl RenderedTree {
     /// builds from the directory.
     pub fn to_stream(&self) -> String {
         let mut out = String::new();
-        for file in self.files.values().filter(|f| f.identity.is_some()) {
+        for file in self.files.values().filter(|f| f.object.is_some()) {
             out.push_str("---\n");
             let text = std::str::from_utf8(&file.bytes).expect("rendered files are UTF-8");
             out.push_str(text.strip_prefix(HEADER).unwrap_or(text));
@@ -52,37 +84,32 @@ impl RenderedTree {
     pub fn kinds(&self) -> std::collections::BTreeSet<crate::model::kind::PolicyKind> {
         self.files
             .values()
-            .filter_map(|f| f.identity.as_ref().map(|id| id.kind))
+            .filter_map(|f| f.identity().map(|id| id.kind))
             .collect()
+    }
+
+    /// Drops the documents kept for `--crd-dir`, once checked: the later
+    /// stages need only the bytes and the facts.
+    pub fn forget_documents(&mut self) {
+        for file in self.files.values_mut() {
+            file.document = None;
+        }
     }
 
     /// How many objects (not counting `kustomization.yaml`).
     pub fn object_count(&self) -> usize {
-        self.files.values().filter(|f| f.identity.is_some()).count()
+        self.files.values().filter(|f| f.object.is_some()).count()
     }
 }
 
-/// Renders one file per policy plus a `kustomization.yaml` listing them.
-pub fn render(set: &PolicySet) -> RenderedTree {
-    let mut builder = TreeBuilder::default();
-    for policy in set.policies() {
-        builder.add(policy);
-    }
-    builder.finish()
-}
-
-/// Renders policies one at a time, keeping only their bytes.
+/// Collects rendered files, and adds the `kustomization.yaml` that lists
+/// them.
 #[derive(Debug, Default)]
 pub struct TreeBuilder {
     files: BTreeMap<String, RenderedFile>,
 }
 
 impl TreeBuilder {
-    pub fn add(&mut self, policy: &Policy) {
-        let (name, file) = render_file(policy);
-        self.insert(name, file);
-    }
-
     /// Adds a file made by [`render_file`].
     pub fn insert(&mut self, name: String, file: RenderedFile) {
         let previous = self.files.insert(name, file);
@@ -95,24 +122,24 @@ impl TreeBuilder {
         let resources: Vec<Node> = self.files.keys().map(Node::string).collect();
         self.files.insert(
             KUSTOMIZATION.to_owned(),
-            RenderedFile {
-                bytes: kustomization(resources).into_bytes(),
-                identity: None,
-            },
+            RenderedFile::plain(kustomization(resources).into_bytes()),
         );
         RenderedTree { files: self.files }
     }
 }
 
 /// One policy's file name and file.
-pub fn render_file(policy: &Policy) -> (String, RenderedFile) {
+pub fn render_file(policy: Policy, keep: Keep) -> (String, RenderedFile) {
     let mut text = String::from(HEADER);
-    emit_document(&policy.document, &mut text);
+    emit_document(policy.document(), &mut text);
+    let name = file_name(policy.identity());
+    let object = ObjectFacts::read(policy.identity().clone(), policy.document());
     let file = RenderedFile {
         bytes: text.into_bytes(),
-        identity: Some(policy.identity.clone()),
+        object: Some(object),
+        document: (keep == Keep::Documents).then(|| policy.into_document()),
     };
-    (file_name(&policy.identity), file)
+    (name, file)
 }
 
 /// Only `resources`: anything else (namespace, labels, patches) would change

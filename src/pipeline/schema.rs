@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::model::identity::Identity;
 use crate::pipeline::render::RenderedTree;
+use crate::yaml::{Node, Scalar, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
@@ -197,26 +198,18 @@ impl Schemas {
     pub fn check(&self, tree: &RenderedTree) -> Result<(), SchemaError> {
         let mut problems = Vec::new();
         for (file, rendered) in &tree.files {
-            let Some(identity) = &rendered.identity else {
+            let Some(object) = &rendered.object else {
                 continue;
             };
+            let identity = &object.identity;
             if !self.groups.iter().any(|g| g == identity.kind.group()) {
                 continue;
             }
-            let doc: serde_json::Value =
-                match serde_yaml::from_slice::<serde_yaml::Value>(&rendered.bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
-                {
-                    Ok(v) => v,
-                    Err(e) => {
-                        problems.push(format!(
-                            "{}: cannot be read back: {e}",
-                            describe(identity, file)
-                        ));
-                        continue;
-                    }
-                };
+            let document = rendered
+                .document
+                .as_ref()
+                .expect("--crd-dir renders with Keep::Documents");
+            let doc = to_json(document);
             let version = doc["apiVersion"]
                 .as_str()
                 .and_then(|a| a.split_once('/'))
@@ -284,6 +277,36 @@ impl Schemas {
     }
 }
 
+/// A document as the API server receives it: JSON, as kubectl and
+/// kustomize turn YAML into it (keys as strings; integers beyond 64 bits
+/// as floats, as Go's decoder makes them).
+fn to_json(node: &Node) -> serde_json::Value {
+    use serde_json::Value as Json;
+    match &node.value {
+        Value::Scalar(Scalar::Null) => Json::Null,
+        Value::Scalar(Scalar::Bool(b)) => Json::Bool(*b),
+        Value::Scalar(Scalar::Int(i)) => i64::try_from(*i)
+            .map(Json::from)
+            .or_else(|_| u64::try_from(*i).map(Json::from))
+            .unwrap_or_else(|_| Json::from(*i as f64)),
+        Value::Scalar(Scalar::Float(f)) => Json::from(*f),
+        Value::Scalar(Scalar::Str(s)) => Json::String(s.clone()),
+        Value::Seq(items) => Json::Array(items.iter().map(to_json).collect()),
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let key = match (&k.value, to_json(k)) {
+                        (_, Json::String(s)) => s,
+                        (_, other) => other.to_string(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+    }
+}
+
 fn describe(identity: &Identity, file: &str) -> String {
     format!("{identity} ({file})")
 }
@@ -331,7 +354,11 @@ mod tests {
             "none compiled yet"
         );
         let response = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: a}\nspec: {rules: []}\n---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: b}\nspec: {rules: []}\n---\napiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e, namespace: x}\nspec: {exceptions: [], match: {}}\n";
-        let (tree, _) = crate::pipeline::render_response(response.as_bytes()).unwrap();
+        let (tree, _) = crate::pipeline::render_response_keeping(
+            response.as_bytes(),
+            crate::pipeline::render::Keep::Documents,
+        )
+        .unwrap();
         schemas.check(&tree).unwrap();
         schemas.check(&tree).unwrap();
         let compiled: Vec<Key> = schemas.compiled.lock().unwrap().keys().cloned().collect();

@@ -10,7 +10,7 @@ use std::fmt;
 
 use crate::model::identity::{Identity, NameError, Namespace, ObjectName};
 use crate::model::kind::{PolicyKind, Scope};
-use crate::model::policy::{Policy, PolicySet, Source};
+use crate::model::policy::{Policy, Position};
 use crate::yaml::{Document, Node, Value};
 
 /// The annotation every rendered object carries. A label cannot hold this
@@ -33,7 +33,7 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// One thing wrong with one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    pub source: Source,
+    pub position: Position,
     /// The field at fault, as a dotted path (`metadata.name`), or empty when
     /// the document as a whole is at fault.
     pub field: String,
@@ -42,7 +42,7 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.source)?;
+        write!(f, "{}: ", self.position)?;
         if !self.field.is_empty() {
             write!(f, "{}: ", self.field)?;
         }
@@ -73,17 +73,6 @@ impl fmt::Display for ValidationError {
     }
 }
 
-/// Checks and cleans every document of a stream. Empty documents are skipped.
-pub fn validate(documents: Vec<Document>) -> Result<PolicySet, ValidationError> {
-    let mut validator = Validator::default();
-    let policies: Vec<Policy> = documents
-        .into_iter()
-        .filter_map(|doc| validator.push(doc))
-        .collect();
-    let warnings = validator.finish()?;
-    Ok(PolicySet::new(policies, warnings))
-}
-
 /// Validation one document at a time, for callers that render each policy
 /// as it arrives instead of holding every tree.
 ///
@@ -92,7 +81,7 @@ pub fn validate(documents: Vec<Document>) -> Result<PolicySet, ValidationError> 
 /// policies (the Kyverno library's `add-volume`) carry one.
 #[derive(Debug, Default)]
 pub struct Validator {
-    seen: HashMap<Identity, Source>,
+    seen: HashMap<Identity, Position>,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
 }
@@ -102,7 +91,7 @@ pub struct Validator {
 /// admitted in stream order. `T` is the policy, or what was made of it.
 #[derive(Debug)]
 pub struct Checked<T> {
-    pub source: Source,
+    pub position: Position,
     /// Warnings about this document, even when it was refused.
     pub warnings: Vec<Problem>,
     pub result: Result<T, Problem>,
@@ -111,7 +100,7 @@ pub struct Checked<T> {
 impl<T> Checked<T> {
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Checked<U> {
         Checked {
-            source: self.source,
+            position: self.position,
             warnings: self.warnings,
             result: self.result.map(f),
         }
@@ -121,12 +110,12 @@ impl<T> Checked<T> {
     /// was numbered within a piece of the stream). `T`'s own numbers, if
     /// any, are the caller's to move.
     pub fn shift_documents(&mut self, documents: usize) {
-        self.source.document += documents;
+        self.position.document += documents;
         for w in &mut self.warnings {
-            w.source.document += documents;
+            w.position.document += documents;
         }
         if let Err(p) = &mut self.result {
-            p.source.document += documents;
+            p.position.document += documents;
         }
     }
 }
@@ -136,43 +125,35 @@ pub fn check(doc: Document) -> Option<Checked<Policy>> {
     if let Some(error) = doc.error {
         // Well-formed YAML that we refuse (a duplicate key, a custom tag):
         // one problem of this document, beside those of the others.
-        let source = Source {
+        let position = Position {
             document: doc.index,
             line: error.mark.line,
         };
         return Some(Checked {
-            source,
+            position,
             warnings: Vec::new(),
             result: Err(Problem {
-                source,
+                position,
                 field: String::new(),
                 reason: error.kind.to_string(),
             }),
         });
     }
     let root = doc.root?;
-    let source = Source {
+    let position = Position {
         document: doc.index,
         line: root.mark.line,
     };
     let mut warnings = Vec::new();
-    let result = check_document(root, source, &mut warnings);
+    let result = check_document(root, position, &mut warnings);
     Some(Checked {
-        source,
+        position,
         warnings,
         result,
     })
 }
 
 impl Validator {
-    /// Checks one document; returns the policy when it is valid. Once any
-    /// document was refused, the stream as a whole will be, but later
-    /// documents are still checked so that every problem is reported.
-    pub fn push(&mut self, doc: Document) -> Option<Policy> {
-        let checked = check(doc)?;
-        self.admit(checked, |p| &p.identity)
-    }
-
     /// Takes a checked document in stream order: its warnings and problem
     /// are kept, and a valid one is refused if an earlier document already
     /// defined the same object.
@@ -182,7 +163,7 @@ impl Validator {
         identity: impl FnOnce(&T) -> &Identity,
     ) -> Option<T> {
         let Checked {
-            source,
+            position,
             mut warnings,
             result,
         } = checked;
@@ -192,7 +173,7 @@ impl Validator {
                 let id = identity(&item);
                 if let Some(first) = self.seen.get(id) {
                     self.problems.push(Problem {
-                        source,
+                        position,
                         field: String::new(),
                         reason: format!(
                             "{id} is already defined by {first}; an object may appear only once"
@@ -200,7 +181,7 @@ impl Validator {
                     });
                     None
                 } else {
-                    self.seen.insert(id.clone(), source);
+                    self.seen.insert(id.clone(), position);
                     Some(item)
                 }
             }
@@ -230,11 +211,11 @@ impl Validator {
 
 fn check_document(
     mut root: Node,
-    source: Source,
+    position: Position,
     warnings: &mut Vec<Problem>,
 ) -> Result<Policy, Problem> {
     let problem = |field: &str, reason: String| Problem {
-        source,
+        position,
         field: field.to_owned(),
         reason,
     };
@@ -350,9 +331,9 @@ fn check_document(
             _ => overlong_key_reason(node.as_str().unwrap_or_default()),
         };
         return Err(Problem {
-            source: Source {
+            position: Position {
                 line: node.mark.line,
-                ..source
+                ..position
             },
             field,
             reason,
@@ -360,15 +341,14 @@ fn check_document(
     }
     strip_server_fields(&mut root);
     stamp_ownership(&mut root);
-    Ok(Policy {
-        identity: Identity {
+    Ok(Policy::new(
+        Identity {
             kind: policy_kind,
             namespace,
             name,
         },
-        document: root,
-        source,
-    })
+        root,
+    ))
 }
 
 /// The longest key a consumer can read, in characters of its JSON form
@@ -553,8 +533,34 @@ mod tests {
     use super::*;
     use crate::yaml::parse_stream;
 
-    fn run(input: &str) -> Result<PolicySet, ValidationError> {
-        validate(parse_stream(input.as_bytes()).unwrap())
+    /// The policies of a stream as the pipeline admits them, and the
+    /// warnings.
+    #[derive(Debug)]
+    struct Admitted(Vec<Policy>, Vec<Problem>);
+
+    impl std::ops::Deref for Admitted {
+        type Target = [Policy];
+        fn deref(&self) -> &[Policy] {
+            &self.0
+        }
+    }
+
+    impl Admitted {
+        fn warnings(&self) -> &[Problem] {
+            &self.1
+        }
+    }
+
+    fn run(input: &str) -> Result<Admitted, ValidationError> {
+        let mut validator = Validator::default();
+        let policies: Vec<Policy> = parse_stream(input.as_bytes())
+            .unwrap()
+            .into_iter()
+            .filter_map(check)
+            .filter_map(|c| validator.admit(c, Policy::identity))
+            .collect();
+        let warnings = validator.finish()?;
+        Ok(Admitted(policies, warnings))
     }
 
     fn only_problem(input: &str) -> Problem {
@@ -569,7 +575,7 @@ mod tests {
             "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\n  uid: x\n  resourceVersion: '1'\n  generation: 2\n  creationTimestamp: null\n  managedFields: []\n  selfLink: /x\n  labels: {a: b}\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{}'\n    keep: me\nspec: {}\nstatus: {ready: true}\n",
         )
         .unwrap();
-        let doc = &set.policies()[0].document;
+        let doc = &set[0].document();
         assert!(doc.get("status").is_none());
         let md = doc.get("metadata").unwrap();
         let keys: Vec<_> = md
@@ -593,8 +599,8 @@ mod tests {
     #[test]
     fn an_existing_owner_annotation_is_overwritten_in_place() {
         let set = run("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\n  annotations:\n    insights.fairwinds.com/owned-by: someone\n    b: c\n").unwrap();
-        let ann = set.policies()[0]
-            .document
+        let ann = set[0]
+            .document()
             .get("metadata")
             .unwrap()
             .get("annotations")
@@ -611,13 +617,13 @@ mod tests {
         // The published library has one such policy; the API server drops
         // the namespace, so we do too, and say so.
         let set = run("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\n  namespace: x\n").unwrap();
-        assert!(set.policies()[0]
-            .document
+        assert!(set[0]
+            .document()
             .get("metadata")
             .unwrap()
             .get("namespace")
             .is_none());
-        assert_eq!(set.policies()[0].identity.namespace, None);
+        assert_eq!(set[0].identity().namespace, None);
         assert_eq!(set.warnings()[0].field, "metadata.namespace");
         assert!(set.warnings()[0].reason.contains("cluster-scoped"));
     }
@@ -638,14 +644,14 @@ mod tests {
     #[test]
     fn duplicates_name_both_documents() {
         let p = only_problem("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\n---\napiVersion: kyverno.io/v2\nkind: ClusterPolicy\nmetadata: {name: p}\n");
-        assert_eq!(p.source.document, 2);
+        assert_eq!(p.position.document, 2);
         assert!(p.to_string().contains("document 1 (line 1)"), "{p}");
     }
 
     #[test]
     fn same_name_in_two_groups_or_namespaces_is_fine() {
         let set = run("apiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e, namespace: a}\n---\napiVersion: policies.kyverno.io/v1\nkind: PolicyException\nmetadata: {name: e, namespace: a}\n---\napiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e, namespace: b}\n").unwrap();
-        assert_eq!(set.policies().len(), 3);
+        assert_eq!(set.len(), 3);
     }
 
     #[test]
@@ -669,7 +675,7 @@ mod tests {
                 "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules:\n    - name: r\n      x:\n        y: {spelling}\n"
             ));
             assert_eq!(p.field, "spec.rules[0].x.y", "{spelling}");
-            assert_eq!((p.source.document, p.source.line), (1, 9), "{spelling}");
+            assert_eq!((p.position.document, p.position.line), (1, 9), "{spelling}");
             assert!(p.reason.contains("JSON cannot hold"), "{}", p.reason);
         }
         // Quoted, it is a string; and a finite float is fine.

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::plan::{ChangeKind, Plan};
+use crate::plan::change::{ChangeKind, Plan};
 
 /// How many removals one run may make per cluster.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,79 +98,5 @@ pub fn check(plan: &Plan, limits: &Limits) -> Result<(), GuardError> {
             existing,
             limit: limits.max_removals,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pipeline::render_response;
-    use crate::plan::{plan, Existing};
-
-    fn policies(names: &[&str]) -> String {
-        names
-            .iter()
-            .map(|n| format!("---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: {n}}}\n"))
-            .collect()
-    }
-
-    fn plan_between(before: &[&str], after: &[&str]) -> Plan {
-        let (old, _) = render_response(policies(before).as_bytes()).unwrap();
-        let (new, _) = render_response(policies(after).as_bytes()).unwrap();
-        let existing = old
-            .files
-            .into_iter()
-            .map(|(p, f)| (p, Existing::File(f.bytes)))
-            .collect();
-        plan(new, existing).unwrap()
-    }
-
-    #[test]
-    fn an_empty_response_never_empties_a_directory_silently() {
-        let p = plan_between(&["a", "b"], &[]);
-        assert_eq!(
-            check(&p, &Limits::default()),
-            Err(GuardError::Empty { existing: 2 })
-        );
-        let allow = Limits {
-            allow_empty: true,
-            ..Limits::default()
-        };
-        assert_eq!(check(&p, &allow), Ok(()));
-        // Even a generous removal limit does not allow emptying.
-        let generous = Limits {
-            max_removals: MaxRemovals::Percent(100.0),
-            allow_empty: false,
-        };
-        assert!(check(&p, &generous).is_err());
-    }
-
-    #[test]
-    fn removals_beyond_the_limit_are_refused() {
-        let p = plan_between(&["a", "b", "c", "d"], &["a"]);
-        assert!(matches!(
-            check(&p, &Limits::default()),
-            Err(GuardError::TooMany {
-                removed: 3,
-                existing: 4,
-                ..
-            })
-        ));
-        let p = plan_between(&["a", "b", "c", "d"], &["a", "b"]);
-        assert_eq!(check(&p, &Limits::default()), Ok(()));
-        let counted = Limits {
-            max_removals: MaxRemovals::Count(1),
-            allow_empty: false,
-        };
-        assert!(check(&p, &counted).is_err());
-        assert_eq!(check(&plan_between(&[], &["a"]), &counted), Ok(()));
-    }
-
-    #[test]
-    fn limits_parse() {
-        assert_eq!("10".parse(), Ok(MaxRemovals::Count(10)));
-        assert_eq!("25%".parse(), Ok(MaxRemovals::Percent(25.0)));
-        assert!("150%".parse::<MaxRemovals>().is_err());
-        assert!("many".parse::<MaxRemovals>().is_err());
     }
 }

@@ -1,81 +1,23 @@
 //! What a run would change: a rendered tree compared with the files that
-//! already exist where it goes.
+//! already exist where it goes, and whether that may be carried out.
 //!
-//! Pure, so the same plan drives a directory write, a git commit and a
-//! `diff`, and every refusal happens before anything is touched.
+//! Enters: a [`RenderedTree`] and what exists at its destination (file
+//! name → [`Existing`], read by a sink). Leaves: a [`Plan`] of
+//! [`Change`]s, or a [`PlanError`] (a file not ours in the way; with
+//! [`guard::check`], too many removals). Pure, so the same plan drives a
+//! directory write, a git commit and a `diff`, and every refusal happens
+//! before anything is touched.
 
+pub mod change;
 pub mod guard;
 
 use std::collections::BTreeMap;
 
-use crate::model::identity::Identity;
-use crate::pipeline::render::{RenderedTree, HEADER};
-use crate::pipeline::validate::validate;
-use crate::yaml::parse_stream;
+use rayon::prelude::*;
 
-/// A file found where a rendered file would go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Existing {
-    /// A regular file and its content.
-    File(Vec<u8>),
-    /// A directory, a symlink or anything else that is not a plain file.
-    /// Never ours: writing through a symlink could leave the directory.
-    Other,
-}
-
-impl Existing {
-    /// Files the tool wrote start with its header; only those may be
-    /// overwritten or deleted.
-    pub fn is_ours(&self) -> bool {
-        matches!(self, Existing::File(bytes) if bytes.starts_with(HEADER.as_bytes()))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    Add,
-    Update,
-    Remove,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub path: String,
-    pub kind: ChangeKind,
-    /// The object the file holds (for a removal, the one it held). `None` for
-    /// `kustomization.yaml`, or for a removed file that no longer parses.
-    pub identity: Option<Identity>,
-    /// The content before the change (`None` for an addition).
-    pub old: Option<Vec<u8>>,
-    /// The content after the change (`None` for a removal).
-    pub new: Option<Vec<u8>>,
-}
-
-/// The changes that turn what exists into the rendered tree, sorted by path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
-    pub changes: Vec<Change>,
-    /// Objects whose file already has the rendered bytes.
-    pub unchanged: usize,
-    /// `.yaml` files in the directory that the tool did not write (they lack
-    /// its header): left alone, and not in `kustomization.yaml`, so
-    /// kustomize does not build them and Flux or Argo CD never applies
-    /// them. Sorted.
-    pub foreign: Vec<String>,
-}
-
-impl Plan {
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-
-    /// The changes of one kind that concern objects (not the kustomization).
-    pub fn objects(&self, kind: ChangeKind) -> impl Iterator<Item = &Change> {
-        self.changes
-            .iter()
-            .filter(move |c| c.kind == kind && c.path != crate::pipeline::render::KUSTOMIZATION)
-    }
-}
+use crate::pipeline::read_back;
+use crate::pipeline::render::{RenderedTree, KUSTOMIZATION};
+pub use crate::plan::change::{Change, ChangeKind, Existing, OldFile, Plan};
 
 /// Why a plan may not be carried out. Either ends the run before anything
 /// is written or committed.
@@ -126,58 +68,55 @@ impl Refused {
 ///
 /// Files in `existing` that are not ours are left alone unless the tree
 /// would write to the same name, which is an error. Our files that the tree
-/// no longer has are removed.
+/// no longer has are removed. The objects of updated and removed files are
+/// read back (on every core), for the report.
 pub fn plan(
     tree: RenderedTree,
     mut existing: BTreeMap<String, Existing>,
 ) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
-    for (path, file) in tree.files {
-        let kind = match existing.remove(&path) {
-            None => ChangeKind::Add,
+    for (path, new) in tree.files {
+        match existing.remove(&path) {
+            None => plan.changes.push(Change::Add { path, new }),
             Some(e) if !e.is_ours() => return Err(PlanError::NotOurs { path }),
-            Some(Existing::File(old)) if old == file.bytes => {
-                if file.identity.is_some() {
+            Some(Existing::File(old)) if old == new.bytes => {
+                if new.object.is_some() {
                     plan.unchanged += 1;
                 }
-                continue;
             }
-            Some(Existing::File(old)) => {
-                plan.changes.push(Change {
-                    path,
-                    kind: ChangeKind::Update,
-                    identity: file.identity,
-                    old: Some(old),
-                    new: Some(file.bytes),
-                });
-                continue;
-            }
+            Some(Existing::File(bytes)) => plan.changes.push(Change::Update {
+                path,
+                old: OldFile {
+                    bytes,
+                    object: None,
+                },
+                new,
+            }),
             Some(Existing::Other) => unreachable!("Other is never ours"),
-        };
-        plan.changes.push(Change {
-            path,
-            kind,
-            identity: file.identity,
-            old: None,
-            new: Some(file.bytes),
-        });
+        }
     }
     for (path, e) in existing {
         if !e.is_ours() {
             plan.foreign.push(path);
-            continue;
-        }
-        if let Existing::File(old) = e {
-            plan.changes.push(Change {
+        } else if let Existing::File(bytes) = e {
+            plan.changes.push(Change::Remove {
                 path,
-                kind: ChangeKind::Remove,
-                identity: identity_of(&old),
-                old: Some(old),
-                new: None,
+                old: OldFile {
+                    bytes,
+                    object: None,
+                },
             });
         }
     }
-    plan.changes.sort_by(|a, b| a.path.cmp(&b.path));
+    plan.changes.par_iter_mut().for_each(|change| {
+        let is_kustomization = change.path() == KUSTOMIZATION;
+        if let Change::Update { old, .. } | Change::Remove { old, .. } = change {
+            if !is_kustomization {
+                old.object = read_back(&old.bytes);
+            }
+        }
+    });
+    plan.changes.sort_by(|a, b| a.path().cmp(b.path()));
     Ok(plan)
 }
 
@@ -203,22 +142,14 @@ pub fn plan_without_removals(
     plan(tree, existing)
 }
 
-/// The identity of a file the tool wrote earlier, read back from its content.
-fn identity_of(bytes: &[u8]) -> Option<Identity> {
-    let set = validate(parse_stream(bytes).ok()?).ok()?;
-    match set.policies() {
-        [one] => Some(one.identity.clone()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::render::render;
 
     fn tree(input: &str) -> RenderedTree {
-        render(&validate(parse_stream(input.as_bytes()).unwrap()).unwrap())
+        crate::pipeline::render_response(input.as_bytes())
+            .unwrap()
+            .0
     }
 
     fn existing_from(tree: &RenderedTree) -> BTreeMap<String, Existing> {
@@ -250,13 +181,7 @@ mod tests {
         let summary: Vec<_> = p
             .changes
             .iter()
-            .map(|c| {
-                (
-                    c.path.as_str(),
-                    c.kind,
-                    c.identity.as_ref().map(|i| i.name.to_string()),
-                )
-            })
+            .map(|c| (c.path(), c.kind(), c.identity().map(|i| i.name.to_string())))
             .collect();
         assert_eq!(
             summary,
@@ -278,7 +203,7 @@ mod tests {
             Existing::File(b"hand written".to_vec()),
         );
         let p = plan(t.clone(), existing.clone()).unwrap();
-        assert!(p.changes.iter().all(|c| c.path != "README.md"));
+        assert!(p.changes.iter().all(|c| c.path() != "README.md"));
 
         existing.insert(
             "clusterpolicy_a.yaml".to_string(),
@@ -292,5 +217,81 @@ mod tests {
         );
         existing.insert("clusterpolicy_a.yaml".to_string(), Existing::Other);
         assert!(plan(t, existing).is_err());
+    }
+}
+
+/// The guard's tests, here because they plan between two responses, and
+/// the guard itself does not depend on the planner.
+#[cfg(test)]
+mod guard_tests {
+    use super::guard::*;
+    use super::{plan, Existing, Plan};
+    use crate::pipeline::render_response;
+
+    fn policies(names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|n| format!("---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: {n}}}\n"))
+            .collect()
+    }
+
+    fn plan_between(before: &[&str], after: &[&str]) -> Plan {
+        let (old, _) = render_response(policies(before).as_bytes()).unwrap();
+        let (new, _) = render_response(policies(after).as_bytes()).unwrap();
+        let existing = old
+            .files
+            .into_iter()
+            .map(|(p, f)| (p, Existing::File(f.bytes)))
+            .collect();
+        plan(new, existing).unwrap()
+    }
+
+    #[test]
+    fn an_empty_response_never_empties_a_directory_silently() {
+        let p = plan_between(&["a", "b"], &[]);
+        assert_eq!(
+            check(&p, &Limits::default()),
+            Err(GuardError::Empty { existing: 2 })
+        );
+        let allow = Limits {
+            allow_empty: true,
+            ..Limits::default()
+        };
+        assert_eq!(check(&p, &allow), Ok(()));
+        // Even a generous removal limit does not allow emptying.
+        let generous = Limits {
+            max_removals: MaxRemovals::Percent(100.0),
+            allow_empty: false,
+        };
+        assert!(check(&p, &generous).is_err());
+    }
+
+    #[test]
+    fn removals_beyond_the_limit_are_refused() {
+        let p = plan_between(&["a", "b", "c", "d"], &["a"]);
+        assert!(matches!(
+            check(&p, &Limits::default()),
+            Err(GuardError::TooMany {
+                removed: 3,
+                existing: 4,
+                ..
+            })
+        ));
+        let p = plan_between(&["a", "b", "c", "d"], &["a", "b"]);
+        assert_eq!(check(&p, &Limits::default()), Ok(()));
+        let counted = Limits {
+            max_removals: MaxRemovals::Count(1),
+            allow_empty: false,
+        };
+        assert!(check(&p, &counted).is_err());
+        assert_eq!(check(&plan_between(&[], &["a"]), &counted), Ok(()));
+    }
+
+    #[test]
+    fn limits_parse() {
+        assert_eq!("10".parse(), Ok(MaxRemovals::Count(10)));
+        assert_eq!("25%".parse(), Ok(MaxRemovals::Percent(25.0)));
+        assert!("150%".parse::<MaxRemovals>().is_err());
+        assert!("many".parse::<MaxRemovals>().is_err());
     }
 }

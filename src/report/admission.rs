@@ -3,10 +3,10 @@
 //! for what decides whether a request is let through (the failure action,
 //! `failurePolicy`, `background`, what the policy matches).
 //!
-//! Pure: bytes in, sentences out. [`crate::report::message`] puts them in the pull
+//! Pure: facts in, sentences out. [`crate::report::message`] puts them in the pull
 //! request body, changes that start blocking requests first.
 
-use crate::yaml::{parse_stream, Node, Scalar, Value};
+use crate::model::facts::{Facts, Rule};
 
 /// One fact a reviewer reads, and whether it makes the cluster start
 /// refusing requests it let through before.
@@ -30,227 +30,6 @@ impl Admission {
     pub fn blocking(&self) -> impl Iterator<Item = &Note> {
         self.notes.iter().filter(|n| n.blocking)
     }
-}
-
-/// A validating rule (or CEL validation) and how it fails.
-#[derive(Debug, Clone, PartialEq)]
-struct Rule {
-    name: String,
-    /// `Some("Enforce")`/`Some("Audit")` for a rule that validates; `None`
-    /// for mutate, generate and the like.
-    action: Option<String>,
-    /// `match` and `exclude` of a kyverno.io rule.
-    scope: (Option<Node>, Option<Node>),
-    body: Node,
-}
-
-/// The admission-relevant facts of one object.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Facts {
-    /// kyverno.io policies' rules, by name; CEL validations by position.
-    rules: Vec<Rule>,
-    /// What the word "rule" is for this kind.
-    rule_word: &'static str,
-    /// `spec.validationFailureAction` (kyverno.io), `validationActions`.
-    actions: Option<Vec<String>>,
-    /// Whether `actions` is the kind's default rather than written out.
-    actions_default: bool,
-    failure_policy: Option<(String, bool)>,
-    background: Option<(bool, bool)>,
-    /// The policy-level scope fields by name (`matchConstraints`,
-    /// `matchConditions`, `matchResources`).
-    scope: Vec<(&'static str, Option<Node>)>,
-    /// Whether a failing validation blocks the request.
-    enforcing: bool,
-}
-
-fn scalar_str(node: Option<&Node>) -> Option<String> {
-    match &node?.value {
-        Value::Scalar(Scalar::Str(s)) => Some(s.clone()),
-        Value::Scalar(Scalar::Bool(b)) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn path<'a>(node: &'a Node, keys: &[&str]) -> Option<&'a Node> {
-    keys.iter().try_fold(node, |n, k| n.get(k))
-}
-
-fn seq(node: Option<&Node>) -> &[Node] {
-    match node.map(|n| &n.value) {
-        Some(Value::Seq(items)) => items,
-        _ => &[],
-    }
-}
-
-/// `audit`/`enforce` (the deprecated spelling) as `Audit`/`Enforce`.
-fn kyverno_action(text: &str) -> String {
-    match text.to_ascii_lowercase().as_str() {
-        "audit" => "Audit".into(),
-        "enforce" => "Enforce".into(),
-        _ => text.to_owned(),
-    }
-}
-
-fn failure_policy(node: Option<&Node>) -> Option<(String, bool)> {
-    Some(match scalar_str(node) {
-        Some(p) => (p, false),
-        None => ("Fail".into(), true),
-    })
-}
-
-fn bool_default_true(node: Option<&Node>) -> (bool, bool) {
-    match node.map(|n| &n.value) {
-        Some(Value::Scalar(Scalar::Bool(b))) => (*b, false),
-        _ => (true, true),
-    }
-}
-
-fn facts(root: &Node) -> Facts {
-    let group = scalar_str(root.get("apiVersion"))
-        .and_then(|v| v.split_once('/').map(|(g, _)| g.to_owned()))
-        .unwrap_or_default();
-    let kind = scalar_str(root.get("kind")).unwrap_or_default();
-    let empty = Node::new(Value::Map(Vec::new()));
-    let spec = root.get("spec").unwrap_or(&empty);
-    let mut f = Facts {
-        rule_word: "rule",
-        ..Facts::default()
-    };
-    match (group.as_str(), kind.as_str()) {
-        ("kyverno.io", "ClusterPolicy" | "Policy") => {
-            let policy_action = scalar_str(spec.get("validationFailureAction"))
-                .map(|a| kyverno_action(&a))
-                .unwrap_or_else(|| "Audit".into());
-            for rule in seq(spec.get("rules")) {
-                let name = scalar_str(rule.get("name")).unwrap_or_default();
-                let action = if let Some(v) = rule.get("validate") {
-                    Some(
-                        scalar_str(v.get("failureAction"))
-                            .map(|a| kyverno_action(&a))
-                            .unwrap_or_else(|| policy_action.clone()),
-                    )
-                } else if rule.get("verifyImages").is_some() {
-                    // Any image check in Enforce blocks.
-                    let actions: Vec<String> = seq(rule.get("verifyImages"))
-                        .iter()
-                        .map(|v| {
-                            scalar_str(v.get("failureAction"))
-                                .map(|a| kyverno_action(&a))
-                                .unwrap_or_else(|| policy_action.clone())
-                        })
-                        .collect();
-                    Some(if actions.iter().any(|a| a == "Enforce") {
-                        "Enforce".into()
-                    } else {
-                        actions.into_iter().next().unwrap_or(policy_action.clone())
-                    })
-                } else {
-                    None
-                };
-                f.rules.push(Rule {
-                    name,
-                    action,
-                    scope: (rule.get("match").cloned(), rule.get("exclude").cloned()),
-                    body: rule.clone(),
-                });
-            }
-            f.enforcing = f
-                .rules
-                .iter()
-                .any(|r| r.action.as_deref() == Some("Enforce"));
-            f.actions_default = spec.get("validationFailureAction").is_none();
-            f.actions = Some(vec![policy_action]);
-            f.failure_policy = failure_policy(
-                path(spec, &["webhookConfiguration", "failurePolicy"])
-                    .or(spec.get("failurePolicy")),
-            );
-            f.background = Some(bool_default_true(spec.get("background")));
-        }
-        ("policies.kyverno.io", k) => {
-            let validating = k.ends_with("ValidatingPolicy");
-            if validating {
-                f.rule_word = "validation";
-                let written: Vec<String> = seq(spec.get("validationActions"))
-                    .iter()
-                    .filter_map(|a| scalar_str(Some(a)))
-                    .collect();
-                f.actions_default = written.is_empty();
-                let actions = if written.is_empty() {
-                    vec!["Deny".to_owned()]
-                } else {
-                    written
-                };
-                f.enforcing = actions.iter().any(|a| a == "Deny");
-                f.actions = Some(actions);
-                for (i, v) in seq(spec.get("validations")).iter().enumerate() {
-                    f.rules.push(Rule {
-                        name: format!("validations[{i}]"),
-                        action: None,
-                        scope: (None, None),
-                        body: v.clone(),
-                    });
-                }
-            }
-            if !k.ends_with("DeletingPolicy") {
-                f.failure_policy = failure_policy(spec.get("failurePolicy"));
-                f.background = Some(bool_default_true(path(
-                    spec,
-                    &["evaluation", "background", "enabled"],
-                )));
-            }
-            f.scope = vec![
-                ("matchConstraints", spec.get("matchConstraints").cloned()),
-                ("matchConditions", spec.get("matchConditions").cloned()),
-            ];
-        }
-        ("admissionregistration.k8s.io", k) if k.ends_with("Binding") => {
-            let actions: Vec<String> = seq(spec.get("validationActions"))
-                .iter()
-                .filter_map(|a| scalar_str(Some(a)))
-                .collect();
-            if k.starts_with("Validating") {
-                f.enforcing = actions.iter().any(|a| a == "Deny");
-                f.actions = Some(actions);
-            }
-            f.scope = vec![
-                ("policyName", spec.get("policyName").cloned()),
-                ("matchResources", spec.get("matchResources").cloned()),
-                ("paramRef", spec.get("paramRef").cloned()),
-            ];
-        }
-        ("admissionregistration.k8s.io", k) => {
-            f.failure_policy = failure_policy(spec.get("failurePolicy"));
-            let list = if k.starts_with("Validating") {
-                "validations"
-            } else {
-                "mutations"
-            };
-            f.rule_word = if list == "validations" {
-                "validation"
-            } else {
-                "mutation"
-            };
-            for (i, v) in seq(spec.get(list)).iter().enumerate() {
-                f.rules.push(Rule {
-                    name: format!("{list}[{i}]"),
-                    action: None,
-                    scope: (None, None),
-                    body: v.clone(),
-                });
-            }
-            f.scope = vec![
-                ("matchConstraints", spec.get("matchConstraints").cloned()),
-                ("matchConditions", spec.get("matchConditions").cloned()),
-            ];
-        }
-        _ => {}
-    }
-    f
-}
-
-fn root_of(bytes: Option<&[u8]>) -> Option<Node> {
-    parse_stream(bytes?).ok()?.into_iter().find_map(|d| d.root)
 }
 
 /// A name in a code span that cannot break out of it or out of a table.
@@ -310,15 +89,10 @@ fn actions_text(actions: &[String], default: bool) -> String {
 }
 
 /// What adding, updating or removing this object changes for admission.
-/// `old` and `new` are the file's content before and after.
-pub fn describe(old: Option<&[u8]>, new: Option<&[u8]>) -> Admission {
-    let old = root_of(old).map(|r| facts(&r));
-    let new = root_of(new).map(|r| facts(&r));
+/// `old` and `new` are its facts before and after.
+pub fn describe(old: Option<&Facts>, new: Option<&Facts>) -> Admission {
     let mut notes = Vec::new();
-    let action = (
-        old.as_ref().and_then(action_label),
-        new.as_ref().and_then(action_label),
-    );
+    let action = (old.and_then(action_label), new.and_then(action_label));
     match (&old, &new) {
         (None, Some(n)) => {
             if n.enforcing {
@@ -567,6 +341,13 @@ fn compare(o: &Facts, n: &Facts, notes: &mut Vec<Note>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::facts::facts;
+    use crate::yaml::parse_stream;
+
+    fn read(text: &str) -> Facts {
+        let doc = parse_stream(text.as_bytes()).unwrap().remove(0);
+        facts(&doc.root.unwrap())
+    }
 
     fn cp(action: &str, rule_action: Option<&str>, fp: &str) -> String {
         let ra = rule_action
@@ -578,8 +359,8 @@ mod tests {
     #[test]
     fn audit_to_enforce_blocks() {
         let a = describe(
-            Some(cp("Audit", None, "Ignore").as_bytes()),
-            Some(cp("Enforce", None, "Fail").as_bytes()),
+            Some(&read(&cp("Audit", None, "Ignore"))),
+            Some(&read(&cp("Enforce", None, "Fail"))),
         );
         assert_eq!(a.action, (Some("Audit".into()), Some("Enforce".into())));
         let blocking: Vec<_> = a.blocking().map(|n| n.text.as_str()).collect();
@@ -591,12 +372,12 @@ mod tests {
     #[test]
     fn a_rule_override_wins_over_the_policy() {
         let a = describe(
-            Some(cp("Enforce", Some("Audit"), "Fail").as_bytes()),
-            Some(cp("Enforce", Some("Audit"), "Fail").as_bytes()),
+            Some(&read(&cp("Enforce", Some("Audit"), "Fail"))),
+            Some(&read(&cp("Enforce", Some("Audit"), "Fail"))),
         );
         assert!(a.notes.is_empty(), "{a:?}");
         assert_eq!(a.action.1.as_deref(), Some("Audit"));
-        let added = describe(None, Some(cp("audit", Some("Enforce"), "Fail").as_bytes()));
+        let added = describe(None, Some(&read(&cp("audit", Some("Enforce"), "Fail"))));
         assert!(added.notes[0].blocking, "{added:?}");
     }
 }

@@ -5,7 +5,6 @@ use std::fmt::Write;
 
 use crate::plan::{Change, ChangeKind, Plan};
 use crate::report::admission::{code, describe, Admission, Note};
-use crate::yaml::parse_stream;
 
 /// One cluster's part of a commit.
 pub struct ClusterChanges<'a> {
@@ -73,9 +72,9 @@ fn label(c: &ClusterChanges) -> String {
 }
 
 fn object_name(change: &Change) -> String {
-    match &change.identity {
+    match change.identity() {
         Some(id) => id.to_string(),
-        None => change.path.clone(),
+        None => change.path().to_owned(),
     }
 }
 
@@ -123,27 +122,6 @@ pub fn commit_message(changes: &Changes, source: &str) -> String {
         "\nSource: {source}\nRendered by insights-policy-render.\n"
     );
     msg
-}
-
-const ANNOTATIONS: [&str; 3] = [
-    "policies.kyverno.io/title",
-    "policies.kyverno.io/category",
-    "policies.kyverno.io/severity",
-];
-
-/// The Kyverno annotations a reviewer looks for, read from a rendered file.
-fn policy_annotations(bytes: &[u8]) -> [String; 3] {
-    let annotations = parse_stream(bytes).ok().and_then(|docs| {
-        let root = docs.into_iter().find_map(|d| d.root)?;
-        root.get("metadata")?.get("annotations").cloned()
-    });
-    ANNOTATIONS.map(|key| {
-        annotations
-            .as_ref()
-            .and_then(|a| a.get(key)?.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    })
 }
 
 /// Text from a policy (a title, a message) made inert in Markdown on both
@@ -288,11 +266,11 @@ pub fn pr_body_within(changes: &Changes, source: &str, limit: usize) -> String {
     struct Row<'a> {
         word: &'static str,
         change: &'a Change,
-        old: [String; 3],
-        new: [String; 3],
+        old: &'a [String; 3],
+        new: &'a [String; 3],
         admission: Admission,
     }
-    // Everything read from the files first, on every core.
+    const NONE: &[String; 3] = &[String::new(), String::new(), String::new()];
     let mut per_cluster: Vec<Vec<Row>> = Vec::new();
     for c in &changes.clusters {
         let rows: Vec<(&'static str, &Change)> = [
@@ -303,17 +281,17 @@ pub fn pr_body_within(changes: &Changes, source: &str, limit: usize) -> String {
         .into_iter()
         .flat_map(|(kind, word)| c.plan.objects(kind).map(move |change| (word, change)))
         .collect();
-        let list: Vec<&Change> = rows.iter().map(|(_, change)| *change).collect();
-        let read = read_all(&list);
         per_cluster.push(
             rows.into_iter()
-                .zip(read)
-                .map(|((word, change), (old, new, admission))| Row {
-                    word,
-                    change,
-                    old,
-                    new,
-                    admission,
+                .map(|(word, change)| {
+                    let (old, new) = (change.old_object(), change.new_object());
+                    Row {
+                        word,
+                        change,
+                        old: old.map_or(NONE, |o| &o.annotations),
+                        new: new.map_or(NONE, |n| &n.annotations),
+                        admission: describe(old.map(|o| &o.admission), new.map(|n| &n.admission)),
+                    }
                 })
                 .collect(),
         );
@@ -372,7 +350,7 @@ pub fn pr_body_within(changes: &Changes, source: &str, limit: usize) -> String {
              |---|---|---|---|---|---|---|---|\n",
         );
         for r in rows {
-            let (k, ns, name) = match &r.change.identity {
+            let (k, ns, name) = match r.change.identity() {
                 Some(id) => (
                     id.kind.kind().to_owned(),
                     id.namespace
@@ -381,9 +359,9 @@ pub fn pr_body_within(changes: &Changes, source: &str, limit: usize) -> String {
                         .unwrap_or_default(),
                     id.name.to_string(),
                 ),
-                None => (String::new(), String::new(), r.change.path.clone()),
+                None => (String::new(), String::new(), r.change.path().to_owned()),
             };
-            let kind = r.change.kind;
+            let kind = r.change.kind();
             let action = {
                 let (old, new) = &r.admission.action;
                 let old = old.as_deref().unwrap_or_default();
@@ -444,38 +422,6 @@ pub fn pr_body_within(changes: &Changes, source: &str, limit: usize) -> String {
     }
     body.must(changes.appliers.prune_sentence());
     body.finish(limit)
-}
-
-/// Annotations before and after, and the admission facts, of each change.
-type Read = ([String; 3], [String; 3], Admission);
-
-fn read_all(changes: &[&Change]) -> Vec<Read> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = changes.len().div_ceil(threads).max(64);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = changes
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|change| {
-                            let old = change.old.as_deref();
-                            let new = change.new.as_deref();
-                            (
-                                old.map(policy_annotations).unwrap_or_default(),
-                                new.map(policy_annotations).unwrap_or_default(),
-                                describe(old, new),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a policy reader panicked"))
-            .collect()
-    })
 }
 
 #[cfg(test)]

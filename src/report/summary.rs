@@ -75,8 +75,8 @@ impl ClusterSummary {
         let refs = |kind| {
             plan.objects(kind)
                 .map(|c| ObjectRef {
-                    identity: c.identity.clone(),
-                    file: c.path.clone(),
+                    identity: c.identity().cloned(),
+                    file: c.path().to_owned(),
                 })
                 .collect()
         };

@@ -24,7 +24,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::pipeline::render::KUSTOMIZATION;
-use crate::plan::{Change, ChangeKind, Existing, Plan};
+use crate::plan::{Change, Existing, Plan};
 
 /// Suffix of the temporary files and directories a run writes; left-overs of
 /// a killed run are recognised by it and cleared by the next one.
@@ -157,8 +157,7 @@ fn replace_whole(
             "exchanging directories needs Linux".into(),
         ));
     }
-    let replaced: BTreeMap<&str, &Change> =
-        plan.changes.iter().map(|c| (c.path.as_str(), c)).collect();
+    let replaced: BTreeMap<&str, &Change> = plan.changes.iter().map(|c| (c.path(), c)).collect();
     // Everything that stays: what the plan does not touch, ours or not.
     let mut carried = Vec::new();
     for entry in fs::read_dir(dir).map_err(err("read directory", dir))? {
@@ -184,17 +183,9 @@ fn replace_whole(
         in_parallel(&carried, |name| {
             carry_over(&dir.join(name), &staging.join(name))
         })?;
-        let writes: Vec<&Change> = plan
-            .changes
-            .iter()
-            .filter(|c| c.kind != ChangeKind::Remove)
-            .collect();
-        in_parallel(&writes, |change| {
-            let path = staging.join(&change.path);
-            let bytes = change
-                .new
-                .as_deref()
-                .expect("adds and updates carry content");
+        let writes: Vec<(&str, &[u8])> = plan.writes().collect();
+        in_parallel(&writes, |(name, bytes)| {
+            let path = staging.join(name);
             fs::write(&path, bytes).map_err(err("write", &path))
         })?;
         fs::set_permissions(staging, meta.permissions()).map_err(err("set the mode of", staging))
@@ -262,23 +253,14 @@ fn is_temporary(name: &str) -> bool {
 }
 
 fn apply_in_place(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
-    let writes = |kustomization: bool| {
-        plan.changes.iter().filter(move |c| {
-            c.kind != ChangeKind::Remove && (c.path == KUSTOMIZATION) == kustomization
-        })
-    };
-    let write = |change: &&Change| {
-        let bytes = change
-            .new
-            .as_deref()
-            .expect("adds and updates carry content");
-        write_atomically(&dir.join(&change.path), bytes)
-    };
+    let (kustomization, files): (Vec<_>, Vec<_>) =
+        plan.writes().partition(|(name, _)| *name == KUSTOMIZATION);
+    let write = |(name, bytes): &(&str, &[u8])| write_atomically(&dir.join(name), bytes);
     // The kustomization strictly after every file it lists.
-    in_parallel(&writes(false).collect::<Vec<_>>(), write)?;
-    writes(true).try_for_each(|c| write(&c))?;
-    for change in plan.changes.iter().filter(|c| c.kind == ChangeKind::Remove) {
-        let path = dir.join(&change.path);
+    in_parallel(&files, write)?;
+    kustomization.iter().try_for_each(write)?;
+    for name in plan.removals() {
+        let path = dir.join(name);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(err("remove", &path)(e)),
             _ => {}
@@ -297,12 +279,10 @@ fn create_whole(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
     fs::create_dir_all(parent).map_err(err("create directory", parent))?;
     remove_stale_staging(&staging)?;
     fs::create_dir(&staging).map_err(err("create directory", &staging))?;
-    in_parallel(&plan.changes, |change| {
-        let bytes = change
-            .new
-            .as_deref()
-            .expect("a new directory only has additions");
-        let path = staging.join(&change.path);
+    // A new directory: every change is an addition.
+    let writes: Vec<(&str, &[u8])> = plan.writes().collect();
+    in_parallel(&writes, |(name, bytes)| {
+        let path = staging.join(name);
         fs::write(&path, bytes).map_err(err("write", &path))
     })?;
     fs::rename(&staging, dir).map_err(err("create directory", dir))

@@ -27,7 +27,7 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::sink::git::{redact, GitError};
+use crate::sink::git::error::{redact, GitError};
 
 /// How the tool reaches the remote, beyond the repository's own
 /// configuration.

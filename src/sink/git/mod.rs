@@ -23,7 +23,7 @@ use git2::build::TreeUpdateBuilder;
 use git2::{Commit, ErrorCode, FileMode, ObjectType, Oid, Repository, Signature, Tree};
 
 use crate::pipeline::render::RenderedTree;
-use crate::plan::{plan, plan_without_removals, ChangeKind, Existing, Plan, Refused};
+use crate::plan::{plan, plan_without_removals, Existing, Plan, Refused};
 use crate::sink::git::cli::{Failure, Git};
 pub use crate::sink::git::error::{redact, GitError};
 
@@ -252,7 +252,7 @@ fn plan_target(repo: &Repository, tree: Option<&Tree>, target: &Target) -> Resul
     };
     let unchanged = files
         .iter()
-        .filter(|(name, file)| file.identity.is_some() && same.contains(name.as_str()))
+        .filter(|(name, file)| file.object.is_some() && same.contains(name.as_str()))
         .count();
     let planned = match target.role {
         Role::Policies => plan(rendered, existing),
@@ -303,10 +303,8 @@ fn build_tree(
         .iter()
         .zip(plans)
         .flat_map(|(target, plan)| {
-            plan.changes.iter().filter_map(move |change| {
-                let bytes = change.new.as_deref()?;
-                Some((format!("{}/{}", target.path, change.path), bytes))
-            })
+            plan.writes()
+                .map(move |(name, bytes)| (format!("{}/{}", target.path, name), bytes))
         })
         .collect();
     let blobs = crate::sink::git::pack::write_blobs(repo, &writes)?;
@@ -315,8 +313,8 @@ fn build_tree(
         update.upsert(path.as_str(), *blob, FileMode::Blob);
     }
     for (target, plan) in targets.iter().zip(plans) {
-        for change in plan.changes.iter().filter(|c| c.kind == ChangeKind::Remove) {
-            update.remove(format!("{}/{}", target.path, change.path).as_str());
+        for name in plan.removals() {
+            update.remove(format!("{}/{}", target.path, name).as_str());
         }
     }
     let tree = update

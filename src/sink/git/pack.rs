@@ -19,7 +19,7 @@ use git2::{Oid, Repository};
 
 use rayon::prelude::*;
 
-use crate::sink::git::GitError;
+use crate::sink::git::error::GitError;
 
 /// Below this many blobs, loose objects are as fast and simpler.
 const PACK_THRESHOLD: usize = 64;

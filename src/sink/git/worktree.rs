@@ -28,7 +28,7 @@ use rustix::fs::FlockOperation;
 use rustix::io::Errno;
 
 use crate::sink::git::cli::Git;
-use crate::sink::git::GitError;
+use crate::sink::git::error::GitError;
 
 /// The tree git uses for "nothing": the old side of a branch's first commit.
 pub const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
