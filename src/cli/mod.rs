@@ -666,7 +666,7 @@ pub struct ConsumerArgs {
 impl ConsumerArgs {
     /// The checked consumer configuration; an error names the flag.
     pub fn consumers(&self) -> Result<crate::manifests::Consumers, String> {
-        use crate::manifests::{ArgoConfig, Destination, FluxConfig, ObjectRef};
+        use crate::manifests::{ArgoConfig, Destination, FluxConfig, FluxRef};
         use crate::model::identity::{Namespace, ObjectName};
 
         let name = |flag: &str, v: &str| {
@@ -676,7 +676,7 @@ impl ConsumerArgs {
             Namespace::new(v).map_err(|e| format!("{flag} {v:?}: the namespace {e}"))
         };
         let reference = |flag: &str, v: &str| {
-            v.parse::<ObjectRef>()
+            v.parse::<FluxRef>()
                 .map_err(|e| format!("{flag} {v:?}: the {e}"))
         };
         let flux = if self.flux {

@@ -47,9 +47,9 @@ pub struct ClusterSummary {
     pub cluster: Option<String>,
     /// `ok`, or `failed` with `error` set (only under `--keep-going`).
     pub status: Status,
-    pub added: Vec<ObjectRef>,
-    pub updated: Vec<ObjectRef>,
-    pub removed: Vec<ObjectRef>,
+    pub added: Vec<ObjectFile>,
+    pub updated: Vec<ObjectFile>,
+    pub removed: Vec<ObjectFile>,
     pub unchanged: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -64,7 +64,7 @@ pub enum Status {
 
 /// An object and the file that holds it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ObjectRef {
+pub struct ObjectFile {
     #[serde(flatten)]
     pub identity: Option<Identity>,
     pub file: String,
@@ -74,7 +74,7 @@ impl ClusterSummary {
     pub fn from_plan(cluster: Option<String>, plan: &Plan) -> Self {
         let refs = |kind| {
             plan.objects(kind)
-                .map(|c| ObjectRef {
+                .map(|c| ObjectFile {
                     identity: c.identity().cloned(),
                     file: c.path().to_owned(),
                 })
