@@ -21,6 +21,7 @@ pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod terminal;
+pub mod units;
 pub mod yaml;
 
 /// The version `--version` prints: the package version and the commit it

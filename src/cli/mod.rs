@@ -7,9 +7,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::secret::Token;
+use crate::source::insights::defaults;
 use crate::source::insights::ClientConfig;
 use crate::source::Source;
 use crate::terminal::logging::LogFormat;
+use crate::units::{parse_duration, parse_size};
 
 /// Render the Kyverno policies that Fairwinds Insights assigns to your
 /// clusters into deterministic Kustomize directories, for Flux or Argo CD to
@@ -413,36 +415,36 @@ pub struct SourceArgs {
     pub ca_file: Option<PathBuf>,
 
     /// Clusters fetched at the same time.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256), value_name = "N", help_heading = "Insights API")]
+    #[arg(long, default_value_t = defaults::CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256), value_name = "N", help_heading = "Insights API")]
     pub concurrency: u16,
 
     /// Time allowed to open a connection.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
+    #[arg(long, default_value = defaults::CONNECT_TIMEOUT, value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
     pub connect_timeout: Duration,
 
     /// Time allowed for one attempt, headers and body together.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
+    #[arg(long, default_value = defaults::REQUEST_TIMEOUT, value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
     pub request_timeout: Duration,
 
     /// Further attempts after a connection error, a timeout, a truncated body, HTTP 429 or 5xx.
     #[arg(
         long,
-        default_value_t = 3,
+        default_value_t = defaults::RETRIES,
         value_name = "N",
         help_heading = "Insights API"
     )]
     pub retries: u32,
 
     /// First wait before a retry; it doubles up to --retry-max-backoff, with jitter.
-    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
+    #[arg(long, default_value = defaults::RETRY_MIN_BACKOFF, value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
     pub retry_min_backoff: Duration,
 
     /// Longest wait between retries (a server's Retry-After is honoured up to 60s).
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
+    #[arg(long, default_value = defaults::RETRY_MAX_BACKOFF, value_parser = parse_duration, value_name = "DURATION", help_heading = "Insights API")]
     pub retry_max_backoff: Duration,
 
     /// Refuse a response body larger than this (B, KiB, MiB or GiB).
-    #[arg(long, default_value = "32MiB", value_parser = parse_size, value_name = "SIZE", help_heading = "Insights API")]
+    #[arg(long, default_value = defaults::MAX_BODY_SIZE, value_parser = parse_size, value_name = "SIZE", help_heading = "Insights API")]
     pub max_body_size: u64,
 
     /// Check every object against the openAPIV3Schema of its kind and version in the CRDs in this
@@ -454,44 +456,6 @@ pub struct SourceArgs {
     /// Write the clusters that succeeded even when others failed; still exit non-zero.
     #[arg(long, help_heading = "Insights API")]
     pub keep_going: bool,
-}
-
-/// `500ms`, `10s`, `2m`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
-    let seconds = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("{text:?} is not a duration like 500ms, 10s or 2m")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
-}
-
-/// `1024`, `64KiB`, `32MiB`, `1GiB` (KB/MB/GB are read as the same powers of two).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 512KiB or 32MiB"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("{text:?} is not a size like 512KiB or 32MiB")),
-    };
-    n.checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,7 @@ use reqwest::header::{
 use reqwest::StatusCode;
 
 pub use crate::secret::Token;
+use crate::units::{parse_duration, parse_size};
 
 pub const DEFAULT_HOST: &str = "https://insights.fairwinds.com";
 
@@ -59,6 +60,23 @@ fn bearer(token: &Token) -> Result<HeaderValue, InsightsError> {
     // value's Debug print `Sensitive`.
     value.set_sensitive(true);
     Ok(value)
+}
+
+/// The defaults of [`ClientConfig`], stated once, as the command line
+/// spells them: clap shows them in `--help`, and [`ClientConfig::new`]
+/// reads them.
+pub mod defaults {
+    pub const CONCURRENCY: u16 = 8;
+    pub const CONNECT_TIMEOUT: &str = "5s";
+    pub const REQUEST_TIMEOUT: &str = "10s";
+    pub const RETRIES: u32 = 3;
+    pub const RETRY_MIN_BACKOFF: &str = "1s";
+    pub const RETRY_MAX_BACKOFF: &str = "5s";
+    pub const MAX_BODY_SIZE: &str = "32MiB";
+}
+
+fn default_duration(text: &str) -> Duration {
+    parse_duration(text).expect("a valid default")
 }
 
 /// How to reach Insights, and how patient to be with it.
@@ -94,14 +112,14 @@ impl ClientConfig {
             host: host.into(),
             org: org.into(),
             token,
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(10),
-            retries: 3,
-            backoff_min: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(5),
-            max_body_bytes: 32 * 1024 * 1024,
+            connect_timeout: default_duration(defaults::CONNECT_TIMEOUT),
+            request_timeout: default_duration(defaults::REQUEST_TIMEOUT),
+            retries: defaults::RETRIES,
+            backoff_min: default_duration(defaults::RETRY_MIN_BACKOFF),
+            backoff_max: default_duration(defaults::RETRY_MAX_BACKOFF),
+            max_body_bytes: parse_size(defaults::MAX_BODY_SIZE).expect("a valid default"),
             ca_file: None,
-            concurrency: 8,
+            concurrency: usize::from(defaults::CONCURRENCY),
         }
     }
 }
