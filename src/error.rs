@@ -1,4 +1,8 @@
-//! The errors a run can end with, and the exit code each maps to.
+//! The errors a run can end with, one variant per class of failure, and
+//! the exit code each maps to.
+//!
+//! Enters: the stages' own error types. Leaves: an [`Error`] and its
+//! [`Error::exit_code`], which `main` prints and returns.
 
 use crate::pipeline::schema::SchemaError;
 pub use crate::pipeline::InputError;

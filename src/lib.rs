@@ -1,12 +1,28 @@
 //! insights-policy-render: Fairwinds Insights' Kyverno policies, rendered as
 //! deterministic Kustomize directories for GitOps.
 //!
-//! Data flows one way: a YAML stream is parsed ([`yaml`]), checked and
-//! cleaned into a [`policy::PolicySet`] ([`validate`]), rendered into an
-//! in-memory tree of files ([`render`]), compared with what already exists
-//! ([`plan`]), and only then written ([`outdir`]). Everything up to the plan
-//! is pure, so it is tested directly; `main.rs` only parses arguments, sets up
-//! logging and maps errors to exit codes.
+//! Data flows one way, one folder per stage, and only the ends do I/O
+//! (the README's "How it is built" draws the same path):
+//!
+//! 1. [`cli`] turns arguments into configurations; [`commands`] runs one
+//!    command with them.
+//! 2. [`source`] reads each cluster's response ([`source::Source::read_each`]).
+//! 3. [`pipeline`] parses ([`yaml`]), validates, renders and assembles it
+//!    into a [`pipeline::render::RenderedTree`] ([`pipeline::render_response`]),
+//!    each file carrying its [`model::facts::ObjectFacts`]; `--crd-dir`
+//!    checks the tree ([`pipeline::schema::Schemas::check`]).
+//! 4. [`plan`] compares it with what exists and refuses what must not
+//!    happen ([`plan::plan`], [`plan::guard::check`]); [`manifests`] adds
+//!    the Flux or Argo CD files.
+//! 5. [`sink`] carries the plans out ([`sink::dir::apply_all`], or
+//!    [`sink::git::commit`], then [`forge::sync`] for the pull request).
+//! 6. [`report`] says what happened (summary, commit message, PR body).
+//!
+//! A module uses only the stages before it (and [`model`], [`yaml`],
+//! [`secret`], [`units`], which use nothing above them); the test suite's
+//! `architecture` test fails on an import that climbs back.
+//! `main.rs` only parses arguments, sets up logging and maps errors to exit
+//! codes.
 
 pub mod cli;
 pub mod commands;

@@ -1,4 +1,7 @@
 //! Durations and sizes as people write them on a command line.
+//!
+//! Enters: text (`500ms`, `10s`, `32MiB`). Leaves: a `Duration` or a byte
+//! count, or a message saying what was expected.
 
 use std::time::Duration;
 

@@ -1,5 +1,11 @@
 //! The command line. Command and flag names are a contract that pipelines
 //! and docs rely on: add, never rename.
+//!
+//! Enters: the process arguments and environment (clap). Leaves: a parsed
+//! [`Cli`], and from it the configurations the stages take (a
+//! [`Source`](crate::source::Source) through [`SourceArgs::source`], the
+//! consumers, the forge settings, the mass-removal limits), or a
+//! [`UsageError`]. Nothing here reads a file or the network.
 
 use std::path::PathBuf;
 use std::time::Duration;

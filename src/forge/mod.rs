@@ -9,6 +9,11 @@
 //!
 //! The token is sent in one header, marked sensitive, and scrubbed from
 //! every error; no request or response is logged with headers.
+//!
+//! Enters: a [`ForgeConfig`] (from the flags, the environment and the
+//! remote's URL) and a [`Proposal`] (the bot branch, its state, the title
+//! and body from `report`). Leaves: [`Synced`] (what was done and the URL),
+//! or a [`ForgeError`].
 
 pub mod config;
 mod github;

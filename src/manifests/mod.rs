@@ -8,6 +8,11 @@
 //! ownership rule protects them: a file the tool did not write is never
 //! overwritten. Everything here is derived from the kinds table, so the RBAC
 //! and the Argo CD whitelists can never drift from what a response may hold.
+//!
+//! Enters: [`Consumers`] (from the flags) and the rendered clusters'
+//! directories and kinds ([`ClusterDir`]). Leaves: [`RenderedTree`]s of
+//! manifest files by repository directory, planned like the policies but
+//! never pruned, or a usage error naming the flag.
 
 pub mod argo;
 mod build;

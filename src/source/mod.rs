@@ -1,6 +1,11 @@
 //! Where responses come from: a file, stdin, or the Insights API. All of
 //! them end as the same thing, an [`Input`] per cluster, so the rest of the
 //! pipeline does not know or care which was used.
+//!
+//! Enters: a [`Source`] (built by `cli`). Leaves: one [`Input`] per cluster,
+//! bytes or a [`SourceError`], handed over as each arrives so the pipeline
+//! renders a response while the others are still being fetched. The HTTP
+//! client and its retries are in [`insights`].
 
 pub mod insights;
 

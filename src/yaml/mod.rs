@@ -6,6 +6,10 @@
 //! keep their received order *and* reject duplicate keys, and a scalar type
 //! that is resolved exactly once, under one schema (YAML 1.2 core), so that the
 //! emitter can decide what must be quoted for YAML 1.1 readers.
+//!
+//! Enters: bytes of a YAML stream. Leaves: [`Document`]s of [`Node`]s, or a
+//! [`ParseError`] with document, line and column; and, the other way, the
+//! bytes of a node ([`emit_document`]). Knows nothing of Kubernetes.
 
 pub mod emit;
 pub mod node;
