@@ -3,7 +3,7 @@
 //!
 //! Enters: the process arguments and environment (clap). Leaves: a parsed
 //! [`Cli`], and from it the configurations the stages take (a
-//! [`Source`](crate::source::Source) through [`SourceArgs::source`], the
+//! [`Source`] through [`SourceArgs::source`], the
 //! consumers, the forge settings, the mass-removal limits), or a
 //! [`UsageError`]. Nothing here reads a file or the network.
 

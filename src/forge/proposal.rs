@@ -28,7 +28,7 @@ pub struct Proposal<'a> {
     pub state: BranchState,
 }
 
-/// What [`sync`] did.
+/// What [`crate::forge::sync`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Opened,

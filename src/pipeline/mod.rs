@@ -6,8 +6,8 @@
 //! the warnings of validation, or an [`InputError`] that lists every
 //! problem. The stages, in the order they run: [`crate::yaml`] parses
 //! (cut into pieces parsed on several threads when the response is large,
-//! see [`crate::yaml::split`]), [`validate::check`] checks and cleans each
-//! document, [`render::render_file`] renders it, and [`Assembly`] admits
+//! see `yaml::split`), [`validate::check`] checks and cleans each
+//! document, [`render::render_file`] renders it, and `Assembly` admits
 //! them in stream order (refusing duplicates) into the tree. [`schema`]
 //! checks a tree against the user's CRDs (`--crd-dir`). No I/O happens here.
 

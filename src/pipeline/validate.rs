@@ -1,4 +1,4 @@
-//! From parsed documents to a [`PolicySet`]: every document checked against
+//! From a parsed document to a [`Policy`]: every document checked against
 //! the kinds table, names made safe, exported-cluster fields stripped, and the
 //! ownership annotation stamped.
 //!

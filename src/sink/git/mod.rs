@@ -159,7 +159,7 @@ pub fn head(repo: &Repository) -> Result<Head, GitError> {
 
 /// A base branch by name, from local refs: the local branch first, then
 /// `REMOTE/NAME`. (With `--push` the tool reads the base from the remote
-/// instead; see [`Remote::tip`].)
+/// instead; see `Remote::tip`.)
 pub fn resolve_base(repo: &Repository, base: &str, remote: &str) -> Result<Oid, GitError> {
     repo.refname_to_id(&format!("refs/heads/{base}"))
         .or_else(|_| repo.refname_to_id(&format!("refs/remotes/{remote}/{base}")))
