@@ -7,6 +7,7 @@ use crate::cli::DiffArgs;
 use crate::commands::steps::finish;
 use crate::commands::targets::{append, render_targets, summarise};
 use crate::error::{exit, Error};
+use crate::model::path::RepoPath;
 use crate::plan::ChangeKind;
 use crate::report::summary::ClusterSummary;
 use crate::sink::git::{self as repo, Role};
@@ -88,8 +89,8 @@ pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
 /// executable ones). git2 makes the hunks; the headers are written here,
 /// because a patch between two buffers knows nothing of files that do not
 /// exist.
-fn unified_diff(dir: &str, change: &crate::plan::Change) -> String {
-    let path = format!("{dir}/{}", change.path());
+fn unified_diff(dir: &RepoPath, change: &crate::plan::Change) -> String {
+    let path = dir.join(change.path());
     let old = change.old_bytes().unwrap_or_default();
     let new = change.new_bytes().unwrap_or_default();
     let as_path = PathBuf::from(&path);

@@ -8,6 +8,7 @@ use crate::commands::steps::{finish, load_schemas, render_input, split_failures,
 use crate::error::Error;
 use crate::manifests::{ClusterDir, Consumers};
 use crate::model::kind::PolicyKind;
+use crate::model::path::RepoPath;
 use crate::plan::guard;
 use crate::plan::{plan, plan_without_removals, Plan, Refused};
 use crate::report::summary::{ClusterSummary, Summary};
@@ -162,10 +163,11 @@ impl<'a> ConsumerLayout<'a> {
             root,
             out: out_rel,
         };
-        let paths: Vec<String> = names
+        let paths = names
             .iter()
-            .map(|n| layout.dir_of(n, names.len()))
-            .collect();
+            .map(|n| RepoPath::new(&layout.dir_of(n, names.len())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::Usage)?;
         consumers
             .check_layout(names, &paths, &layout.template(names.len()))
             .map_err(Error::Usage)?;
@@ -226,7 +228,7 @@ impl<'a> ConsumerLayout<'a> {
             .map_err(Error::Usage)?;
         dirs.into_iter()
             .map(|(dir, tree)| {
-                let dir = self.root.join(dir);
+                let dir = self.root.join(dir.as_str());
                 let existing = outdir::read_existing(&dir)?;
                 let plan = plan_without_removals(tree, existing)
                     .map_err(|e| Refused::writing(dir.display().to_string(), e))?;

@@ -9,6 +9,7 @@ use crate::cli::{RepoArgs, SourceArgs};
 use crate::commands::steps::{load_schemas, render_all, Failures};
 use crate::error::Error;
 use crate::manifests::{ClusterDir, Consumers};
+use crate::model::path::RepoPath;
 use crate::plan::Plan;
 use crate::report::message::{Appliers, Changes, ClusterChanges};
 use crate::report::summary::{ClusterSummary, Summary};
@@ -20,7 +21,7 @@ use crate::source::Source;
 pub(crate) fn target_paths(
     template: &str,
     labels: &[Option<String>],
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<RepoPath>, Error> {
     if labels.len() > 1 && !template.contains("{cluster}") {
         return Err(Error::Usage(format!(
             "--path {template:?} has no {{cluster}}: several clusters would share one directory"
@@ -41,9 +42,7 @@ pub(crate) fn target_paths(
                 }
                 None => template.to_owned(),
             };
-            let path = crate::manifests::repo_relative(&path)
-                .map_err(|e| Error::Usage(format!("--path {e}")))?;
-            Ok(path)
+            RepoPath::new(&path).map_err(|e| Error::Usage(format!("--path {e}")))
         })
         .collect()
 }

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::identity::ObjectName;
 use crate::model::kind::PolicyKind;
+use crate::model::path::RepoPath;
 use crate::pipeline::render::RenderedTree;
 use crate::plan::Existing;
 
@@ -143,7 +144,7 @@ impl Consumers {
     pub fn check_layout(
         &self,
         clusters: &[Option<String>],
-        dirs: &[String],
+        dirs: &[RepoPath],
         path_template: &str,
     ) -> Result<(), String> {
         if let Some(argo) = &self.argo {
@@ -159,7 +160,7 @@ impl Consumers {
         let shared = self.shared_paths(path_template)?;
         for cluster in clusters.iter().map(Option::as_deref) {
             for path in self.cluster_paths(cluster)? {
-                let path = repo_relative(&path)?;
+                let path = String::from(RepoPath::new(&path)?);
                 if let Some(other) = seen.insert(path.clone(), cluster) {
                     return Err(format!(
                         "clusters {} and {} would write the same consumer file {path}: put {{cluster}} in --flux-path",
@@ -176,7 +177,7 @@ impl Consumers {
                 ));
             }
             for dir in dirs {
-                if path.starts_with(&format!("{dir}/")) {
+                if dir.holds(path) {
                     return Err(format!(
                         "the consumer file {path} would be inside the rendered directory {dir}, where it would be applied as a policy and pruned: choose paths outside it"
                     ));
@@ -249,42 +250,24 @@ impl Consumers {
         &self,
         rendered: &[ClusterDir],
         path_template: &str,
-    ) -> Result<Vec<(String, RenderedTree)>, String> {
+    ) -> Result<Vec<(RepoPath, RenderedTree)>, String> {
         let mut files = self.shared_files(path_template)?;
         for r in rendered {
             files.extend(self.cluster_files(r.cluster, r.path, &r.kinds)?);
         }
-        let mut dirs: BTreeMap<String, RenderedTree> = BTreeMap::new();
+        let mut dirs: BTreeMap<RepoPath, RenderedTree> = BTreeMap::new();
         for file in files {
-            let path = repo_relative(&file.path)?;
+            let path = RepoPath::new(&file.path)?;
             let (dir, name) = path
                 .rsplit_once('/')
                 .ok_or_else(|| format!("the consumer file {path} must go in a directory"))?;
-            dirs.entry(dir.to_owned()).or_default().files.insert(
+            dirs.entry(RepoPath::new(dir)?).or_default().files.insert(
                 name.to_owned(),
                 crate::pipeline::render::RenderedFile::plain(file.bytes),
             );
         }
         Ok(dirs.into_iter().collect())
     }
-}
-
-/// A repository-relative, `/`-separated path that stays inside the
-/// repository: no leading `/`, no `.`, `..` or `.git` part, no `\\`.
-pub fn repo_relative(path: &str) -> Result<String, String> {
-    let path = path.trim_end_matches('/');
-    let bad = path.is_empty()
-        || path.starts_with('/')
-        || path.contains('\\')
-        || path
-            .split('/')
-            .any(|part| matches!(part, "" | "." | ".." | ".git"));
-    if bad {
-        return Err(format!(
-            "{path:?} must be a relative path inside the repository, without '.', '..' or '.git' parts"
-        ));
-    }
-    Ok(path.to_owned())
 }
 
 fn fill(flag: &str, template: &str, cluster: Option<&str>) -> Result<String, String> {

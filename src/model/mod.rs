@@ -11,4 +11,5 @@ pub mod cluster;
 pub mod facts;
 pub mod identity;
 pub mod kind;
+pub mod path;
 pub mod policy;

@@ -267,7 +267,7 @@ fn prepare(
     let plans = plan_targets(repo, base_commit.as_ref(), targets)?;
     for (target, plan) in targets.iter().zip(&plans) {
         crate::plan::guard::check(plan, &opts.limits)
-            .map_err(|e| Refused::committing(&target.path, e))?;
+            .map_err(|e| Refused::committing(target.path.as_str(), e))?;
     }
     let (tree, _) = build_tree(repo, base_commit.as_ref(), targets, &plans)?;
     Ok((plans, tree))
@@ -616,7 +616,7 @@ fn check_filters(repo: &Repository, git: &Git, targets: &[Target]) -> Result<(),
     let mut input = Vec::new();
     for target in targets {
         for name in target.tree.files.keys() {
-            input.extend_from_slice(format!("{}/{name}", target.path).as_bytes());
+            input.extend_from_slice(target.path.join(name).as_bytes());
             input.push(0);
         }
     }
@@ -635,7 +635,7 @@ fn check_filters(repo: &Repository, git: &Git, targets: &[Target]) -> Result<(),
         }
         let dir = targets
             .iter()
-            .find(|t| path.starts_with(&format!("{}/", t.path)))
+            .find(|t| t.path.holds(path))
             .map_or("", |t| t.path.as_str());
         return Err(GitError::Filtered {
             path: (*path).to_owned(),

@@ -8,6 +8,7 @@ use std::path::Path;
 use git2::build::TreeUpdateBuilder;
 use git2::{Commit, ErrorCode, FileMode, ObjectType, Oid, Repository, Tree};
 
+use crate::model::path::RepoPath;
 use crate::pipeline::render::RenderedTree;
 use crate::plan::{plan, plan_without_removals, Existing, Plan, Refused};
 use crate::sink::git::error::GitError;
@@ -16,8 +17,8 @@ use crate::sink::git::error::GitError;
 #[derive(Debug, Clone)]
 pub struct Target {
     pub cluster: Option<String>,
-    /// Repository-relative directory, `/`-separated.
-    pub path: String,
+    /// Where its directory is in the repository.
+    pub path: RepoPath,
     pub tree: RenderedTree,
     pub role: Role,
 }
@@ -103,7 +104,7 @@ fn plan_target(repo: &Repository, tree: Option<&Tree>, target: &Target) -> Resul
         let found = if e.is_file {
             let blob = repo
                 .find_blob(e.id)
-                .map_err(GitError::git(format!("read {}/{}", target.path, e.name)))?;
+                .map_err(GitError::git(format!("read {}", target.path.join(&e.name))))?;
             Existing::File(blob.content().to_vec())
         } else {
             Existing::Other
@@ -125,7 +126,7 @@ fn plan_target(repo: &Repository, tree: Option<&Tree>, target: &Target) -> Resul
         Role::Policies => plan(rendered, existing),
         Role::Consumer => plan_without_removals(rendered, existing),
     };
-    let mut plan = planned.map_err(|e| Refused::committing(&target.path, e))?;
+    let mut plan = planned.map_err(|e| Refused::committing(target.path.as_str(), e))?;
     plan.unchanged += unchanged;
     Ok(plan)
 }
@@ -171,7 +172,7 @@ pub(crate) fn build_tree(
         .zip(plans)
         .flat_map(|(target, plan)| {
             plan.writes()
-                .map(move |(name, bytes)| (format!("{}/{}", target.path, name), bytes))
+                .map(move |(name, bytes)| (target.path.join(name), bytes))
         })
         .collect();
     let blobs = crate::sink::git::pack::write_blobs(repo, &writes)?;
@@ -181,7 +182,7 @@ pub(crate) fn build_tree(
     }
     for (target, plan) in targets.iter().zip(plans) {
         for name in plan.removals() {
-            update.remove(format!("{}/{}", target.path, name).as_str());
+            update.remove(target.path.join(name).as_str());
         }
     }
     let tree = update
