@@ -680,3 +680,51 @@ fn proxy_variables_are_honoured() {
     );
     assert_eq!(s.hits("staging"), 1);
 }
+
+/// `--out` builds each cluster's new directory beside the old one as its
+/// response arrives; a later cluster's failure must leave no trace of it.
+#[test]
+fn a_later_failure_leaves_every_directory_as_it_was() {
+    let s = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("policies");
+    let out_arg = out.to_str().unwrap();
+    let r = render(&s, &["--cluster", "prod,staging", "--out", out_arg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let before = snapshot_dir(tmp.path());
+    // prod changes and, fetched first (one cluster at a time), is built
+    // beside its directory before staging fails.
+    s.cluster("prod", format!("{EXAMPLE}\n---\n{ONE}"));
+    s.fault("staging", Fault::Status(500, None));
+    let r = render(
+        &s,
+        &[
+            "--cluster",
+            "prod,staging",
+            "--out",
+            out_arg,
+            "--concurrency",
+            "1",
+            "--retries",
+            "0",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cluster \"staging\""), "{}", r.stderr);
+    let after = snapshot_dir(tmp.path());
+    assert!(
+        after == before,
+        "nothing changed on disk: {:?}",
+        after.keys()
+    );
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "no staging directory left: {names:?}");
+    // And with staging back, the change lands.
+    s.clear_fault("staging");
+    let r = render(&s, &["--cluster", "prod,staging", "--out", out_arg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(out.join("prod/clusterpolicy_one.yaml").exists());
+}

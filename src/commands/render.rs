@@ -18,7 +18,7 @@ use crate::source::Source;
 /// What became of one cluster (or of the one `--from-file` response).
 struct Outcome {
     cluster: Option<String>,
-    result: Result<(PathBuf, Plan), Error>,
+    result: Result<(PathBuf, Plan, outdir::Staged), Error>,
     kinds: BTreeSet<PolicyKind>,
 }
 
@@ -76,9 +76,11 @@ pub fn render_command(args: RenderArgs) -> Result<u8, Error> {
     }
 
     let out = args.output.out.as_ref().expect("clap requires an output");
-    // Plan every directory before writing any, so that a refusal anywhere
-    // leaves everything as it was. Each response is rendered and planned as
-    // it arrives, while the others are still being fetched.
+    // Each response is rendered, planned and its directory staged (built
+    // beside where it goes) as it arrives, while the others are still
+    // being fetched. Nothing is put in place before every cluster is in,
+    // so a refusal anywhere leaves everything as it was: the stages are
+    // dropped, which removes them.
     let outcomes: Vec<Outcome> = source.read_each(|input| {
         let (cluster, rendered) = render_input(input, schemas.as_ref());
         let dir = match (&cluster, several) {
@@ -97,7 +99,8 @@ pub fn render_command(args: RenderArgs) -> Result<u8, Error> {
                     .map_or("the response".to_string(), |c| format!("cluster {c:?}"));
                 Refused::writing(place, e)
             })?;
-            Ok((dir, plan))
+            let staged = outdir::stage(&dir, &plan)?;
+            Ok((dir, plan, staged))
         });
         Outcome {
             cluster,
@@ -114,9 +117,22 @@ pub fn render_command(args: RenderArgs) -> Result<u8, Error> {
         }
     }
     if !failures.is_empty() && !keep_going {
+        // The stages are abandoned last first, so that a parent directory
+        // the first one created is empty, and removed, by its turn.
+        while plans.pop().is_some() {}
         return Err(Error::combine(failures));
     }
-    let (clusters, plans): (Vec<_>, Vec<_>) = plans.into_iter().unzip();
+    let (clusters, planned): (Vec<_>, Vec<_>) = plans.into_iter().unzip();
+    let (plans, staged): (Vec<_>, Vec<_>) = planned
+        .into_iter()
+        .map(|(dir, plan, staged)| ((dir, plan), staged))
+        .unzip();
+    let staged = outdir::StagedDirs(
+        staged
+            .into_iter()
+            .zip(plans.iter().map(|(_, p)| p))
+            .collect(),
+    );
     let consumer_plans = match &layout {
         Some(layout) => layout.plan(&names, &clusters)?,
         None => Vec::new(),
@@ -125,7 +141,7 @@ pub fn render_command(args: RenderArgs) -> Result<u8, Error> {
     for (dir, plan) in &plans {
         crate::plan::warn_foreign(&dir.display().to_string(), plan);
     }
-    outdir::apply_all(&plans)?;
+    outdir::put_all_in_place(staged)?;
     // After the policies, so a Kustomization never points at a directory
     // that is not there yet.
     outdir::apply_all(&consumer_plans)?;

@@ -8,6 +8,10 @@
 //! one or exactly the new one; a left-over staging directory is cleared by
 //! the next run. A directory that does not exist yet is built beside its
 //! final place and renamed into it, so it appears complete or not at all.
+//! Building ([`stage`]) and putting in place ([`Staged::put_in_place`]) are
+//! separate steps, so `render --out` builds each cluster's directory while
+//! the other responses are still being fetched, and puts them all in place
+//! only once every cluster is in.
 //!
 //! Where the swap is not possible (not Linux, a file system without
 //! `RENAME_EXCHANGE`, a directory holding subdirectories, which cannot be
@@ -81,39 +85,182 @@ pub fn read_existing(dir: &Path) -> Result<BTreeMap<String, Existing>, OutputErr
 /// A directory whose plan is empty is not touched, though a staging
 /// directory a killed run left beside it is removed.
 pub fn apply_all(plans: &[(PathBuf, Plan)]) -> Result<(), OutputError> {
-    for (dir, _) in plans {
-        if let Some(staging) = staging_path(dir) {
-            remove_stale_staging(&staging)?;
-        }
-    }
-    let changed: Vec<_> = plans.iter().filter(|(_, p)| !p.is_empty()).collect();
-    in_parallel(&changed, |(dir, plan)| apply(dir, plan))
+    let staged = plans
+        .iter()
+        .map(|(dir, plan)| Ok((stage(dir, plan)?, plan)))
+        .collect::<Result<Vec<_>, OutputError>>()?;
+    put_all_in_place(StagedDirs(staged))
 }
 
 /// Applies `plan` to `dir`, creating it (and its parents) when missing.
 pub fn apply(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
+    stage(dir, plan)?.put_in_place(plan)
+}
+
+/// A directory's next state, built beside it but not yet in place: the
+/// slow part of a write (creating every file) done while nothing visible
+/// has changed, so `render --out` can do it for each cluster as its
+/// response arrives and still write nothing when a later one fails.
+/// Dropped without [`Staged::put_in_place`], it removes what it built.
+#[derive(Debug)]
+pub struct Staged {
+    dir: PathBuf,
+    step: Step,
+    /// Parent directories created for a new directory's staging,
+    /// outermost first: removed again (when still empty) if the stage is
+    /// abandoned.
+    created: Vec<PathBuf>,
+}
+
+#[derive(Debug)]
+enum Step {
+    /// Nothing to change.
+    Nothing,
+    /// A new directory, complete at `staging`, to be renamed into place.
+    Create { staging: PathBuf },
+    /// The complete next state at `staging`, to be exchanged with `dir`.
+    Exchange { staging: PathBuf },
+    /// The swap is not possible here; the plan is applied in place.
+    InPlace,
+}
+
+/// Builds `dir`'s next state beside it (see the module documentation):
+/// nothing visible changes until [`Staged::put_in_place`].
+pub fn stage(dir: &Path, plan: &Plan) -> Result<Staged, OutputError> {
+    let mut staged = Staged {
+        dir: dir.to_owned(),
+        step: Step::Nothing,
+        created: Vec::new(),
+    };
+    let staging = staging_path(dir);
+    if let Some(staging) = &staging {
+        remove_stale_staging(staging)?;
+    }
+    if plan.is_empty() {
+        return Ok(staged);
+    }
     let meta = match fs::symlink_metadata(dir) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return create_whole(dir, plan),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let staging = staging.ok_or_else(|| OutputError {
+                action: "use",
+                path: dir.to_owned(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a directory name"),
+            })?;
+            staged.created = create_parents(&staging)?;
+            build_new(&staging, plan)?;
+            staged.step = Step::Create { staging };
+            return Ok(staged);
+        }
         Err(e) => return Err(err("inspect", dir)(e)),
     };
     clear_temporaries(dir)?;
-    let why = match (meta.is_dir(), staging_path(dir)) {
-        (true, Some(staging)) => {
-            remove_stale_staging(&staging)?;
-            match replace_whole(dir, &staging, &meta, plan)? {
-                Replaced::Yes => return Ok(()),
-                Replaced::NotPossible(why) => why,
+    let why = match (meta.is_dir(), staging) {
+        (true, Some(staging)) => match build_replacement(dir, &staging, &meta, plan)? {
+            Built::Yes => {
+                staged.step = Step::Exchange { staging };
+                return Ok(staged);
             }
-        }
+            Built::NotPossible(why) => why,
+        },
         (false, _) => "it is a symlink".to_owned(),
         (true, None) => "it has no name of its own to build a sibling from".to_owned(),
     };
+    in_place_because(dir, &why);
+    staged.step = Step::InPlace;
+    Ok(staged)
+}
+
+fn in_place_because(dir: &Path, why: &str) {
     tracing::info!(
         dir = %dir.display(),
         "updating in place, without the old-or-new guarantee: {why}"
     );
-    apply_in_place(dir, plan)
+}
+
+impl Staged {
+    /// Puts the staged state in place: one rename or exchange (then the old
+    /// tree is deleted), or the in-place update when no swap is possible.
+    pub fn put_in_place(mut self, plan: &Plan) -> Result<(), OutputError> {
+        let step = std::mem::replace(&mut self.step, Step::Nothing);
+        self.created.clear();
+        match step {
+            Step::Nothing => Ok(()),
+            Step::InPlace => apply_in_place(&self.dir, plan),
+            Step::Create { staging } => fs::rename(&staging, &self.dir).map_err(|e| {
+                let _ = fs::remove_dir_all(&staging);
+                err("create directory", &self.dir)(e)
+            }),
+            Step::Exchange { staging } => match exchange(&staging, &self.dir) {
+                // The old tree, now at the staging path.
+                Ok(()) => fs::remove_dir_all(&staging)
+                    .map_err(err("remove the previous version at", &staging)),
+                Err(e) if cannot_exchange(&e) => {
+                    // The file system cannot exchange; nothing was changed yet.
+                    fs::remove_dir_all(&staging).map_err(err("remove", &staging))?;
+                    in_place_because(
+                        &self.dir,
+                        &format!("the file system does not support RENAME_EXCHANGE ({e})"),
+                    );
+                    apply_in_place(&self.dir, plan)
+                }
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&staging);
+                    Err(err("exchange the new directory with", &self.dir)(e))
+                }
+            },
+        }
+    }
+}
+
+impl Drop for Staged {
+    /// Abandoned: what was built beside the directory goes.
+    fn drop(&mut self) {
+        if let Step::Create { staging } | Step::Exchange { staging } = &self.step {
+            let _ = fs::remove_dir_all(staging);
+        }
+        for dir in self.created.iter().rev() {
+            // Only while empty: another stage may have put its own in it.
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Several stages, abandoned last first when dropped, so that a parent
+/// directory the first one created is empty again by the time it is tried.
+pub struct StagedDirs<'p>(pub Vec<(Staged, &'p Plan)>);
+
+impl Drop for StagedDirs<'_> {
+    fn drop(&mut self) {
+        while self.0.pop().is_some() {}
+    }
+}
+
+/// Puts every staged directory in place, several at a time (deleting the
+/// old trees is most of the work).
+pub fn put_all_in_place(mut staged: StagedDirs) -> Result<(), OutputError> {
+    let all = std::mem::take(&mut staged.0);
+    in_parallel_owned(all, |(stage, plan)| stage.put_in_place(plan))
+}
+
+/// The parents of `path` that do not exist yet, created, outermost first.
+fn create_parents(path: &Path) -> Result<Vec<PathBuf>, OutputError> {
+    let mut missing = Vec::new();
+    let mut at = path.parent();
+    while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(dir.to_owned());
+        at = dir.parent();
+    }
+    missing.reverse();
+    for dir in &missing {
+        match fs::create_dir(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(err("create directory", dir)(e))
+            }
+            _ => {}
+        }
+    }
+    Ok(missing)
 }
 
 /// Where the next state of `dir` is built: a hidden sibling, on the same
@@ -139,21 +286,22 @@ fn remove_stale_staging(staging: &Path) -> Result<(), OutputError> {
     }
 }
 
-enum Replaced {
+enum Built {
     Yes,
     /// Nothing was changed; the reason goes to the log.
     NotPossible(String),
 }
 
-/// Builds the new directory at `staging` and exchanges it with `dir`.
-fn replace_whole(
+/// Builds the new directory at `staging`: the files the plan leaves alone
+/// carried over by hard link, and the plan's writes.
+fn build_replacement(
     dir: &Path,
     staging: &Path,
     meta: &fs::Metadata,
     plan: &Plan,
-) -> Result<Replaced, OutputError> {
+) -> Result<Built, OutputError> {
     if !cfg!(target_os = "linux") {
-        return Ok(Replaced::NotPossible(
+        return Ok(Built::NotPossible(
             "exchanging directories needs Linux".into(),
         ));
     }
@@ -170,7 +318,7 @@ fn replace_whole(
         }
         let path = entry.path();
         if entry.file_type().map_err(err("inspect", &path))?.is_dir() {
-            return Ok(Replaced::NotPossible(format!(
+            return Ok(Built::NotPossible(format!(
                 "{} is a directory, which cannot be carried over by hard link",
                 path.display()
             )));
@@ -183,34 +331,24 @@ fn replace_whole(
         in_parallel(&carried, |name| {
             carry_over(&dir.join(name), &staging.join(name))
         })?;
-        let writes: Vec<(&str, &[u8])> = plan.writes().collect();
-        in_parallel(&writes, |(name, bytes)| {
-            let path = staging.join(name);
-            fs::write(&path, bytes).map_err(err("write", &path))
-        })?;
+        write_files(staging, plan)?;
         fs::set_permissions(staging, meta.permissions()).map_err(err("set the mode of", staging))
     })();
     if let Err(e) = built {
         let _ = fs::remove_dir_all(staging);
         return Err(e);
     }
-    match exchange(staging, dir) {
-        Ok(()) => {}
-        Err(e) if cannot_exchange(&e) => {
-            // The file system cannot exchange; nothing was changed yet.
-            fs::remove_dir_all(staging).map_err(err("remove", staging))?;
-            return Ok(Replaced::NotPossible(format!(
-                "the file system does not support RENAME_EXCHANGE ({e})"
-            )));
-        }
-        Err(e) => {
-            let _ = fs::remove_dir_all(staging);
-            return Err(err("exchange the new directory with", dir)(e));
-        }
-    }
-    // The old tree, now at the staging path.
-    fs::remove_dir_all(staging).map_err(err("remove the previous version at", staging))?;
-    Ok(Replaced::Yes)
+    Ok(Built::Yes)
+}
+
+/// The plan's writes, as new files in `dir` (a staging directory nobody
+/// else reads, so no temporary-then-rename is needed).
+fn write_files(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
+    let writes: Vec<(&str, &[u8])> = plan.writes().collect();
+    in_parallel(&writes, |(name, bytes)| {
+        let path = dir.join(name);
+        fs::write(&path, bytes).map_err(err("write", &path))
+    })
 }
 
 /// A hard link keeps the file as it is (mode, owner, times) at no cost; a
@@ -269,23 +407,12 @@ fn apply_in_place(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
     Ok(())
 }
 
-fn create_whole(dir: &Path, plan: &Plan) -> Result<(), OutputError> {
-    let staging = staging_path(dir).ok_or_else(|| OutputError {
-        action: "use",
-        path: dir.to_owned(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "not a directory name"),
-    })?;
-    let parent = staging.parent().expect("a staging path has a parent");
-    fs::create_dir_all(parent).map_err(err("create directory", parent))?;
-    remove_stale_staging(&staging)?;
-    fs::create_dir(&staging).map_err(err("create directory", &staging))?;
-    // A new directory: every change is an addition.
-    let writes: Vec<(&str, &[u8])> = plan.writes().collect();
-    in_parallel(&writes, |(name, bytes)| {
-        let path = staging.join(name);
-        fs::write(&path, bytes).map_err(err("write", &path))
-    })?;
-    fs::rename(&staging, dir).map_err(err("create directory", dir))
+/// A new directory at `staging`: every change is an addition.
+fn build_new(staging: &Path, plan: &Plan) -> Result<(), OutputError> {
+    fs::create_dir(staging).map_err(err("create directory", staging))?;
+    write_files(staging, plan).inspect_err(|_| {
+        let _ = fs::remove_dir_all(staging);
+    })
 }
 
 /// Creating thousands of files is bound by file-system latency, not CPU;
@@ -299,18 +426,34 @@ pub(crate) fn in_parallel<T: Sync, E: Send>(
     if items.len() < 2 {
         return items.iter().try_for_each(f);
     }
+    match writers() {
+        Some(pool) => pool.install(|| items.par_iter().try_for_each(f)),
+        // No threads to be had: write one file after another.
+        None => items.iter().try_for_each(f),
+    }
+}
+
+/// The writers' pool, apart from rayon's global one (sized for the CPU).
+fn writers() -> Option<&'static rayon::ThreadPool> {
     static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    let pool = POOL.get_or_init(|| {
+    POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(WRITERS)
             .thread_name(|i| format!("writer-{i}"))
             .build()
             .ok()
-    });
-    match pool {
-        Some(pool) => pool.install(|| items.par_iter().try_for_each(f)),
-        // No threads to be had: write one file after another.
-        None => items.iter().try_for_each(f),
+    })
+    .as_ref()
+}
+
+/// Like [`in_parallel`], for work that consumes its items.
+fn in_parallel_owned<T: Send, E: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Result<(), E> + Sync + Send,
+) -> Result<(), E> {
+    match writers() {
+        Some(pool) if items.len() > 1 => pool.install(|| items.into_par_iter().try_for_each(f)),
+        _ => items.into_iter().try_for_each(f),
     }
 }
 
