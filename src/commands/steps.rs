@@ -31,18 +31,6 @@ pub(crate) fn load_schemas(source: &crate::cli::SourceArgs) -> Result<Option<Sch
         })
 }
 
-pub(crate) fn render_all(
-    inputs: Vec<Input>,
-    keep_going: bool,
-    schemas: Option<&Schemas>,
-) -> Result<(Rendered, Failures), Error> {
-    let rendered = inputs
-        .into_iter()
-        .map(|input| render_input(input, schemas))
-        .collect();
-    split_failures(rendered, keep_going)
-}
-
 /// Rendered trees apart from failures; any failure ends the run here
 /// unless `keep_going`.
 pub(crate) fn split_failures(

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::cli::{RepoArgs, SourceArgs};
-use crate::commands::steps::{load_schemas, render_all, Failures};
+use crate::commands::steps::{load_schemas, render_input, split_failures, Failures};
 use crate::error::Error;
 use crate::manifests::{ClusterDir, Consumers};
 use crate::model::path::RepoPath;
@@ -91,7 +91,10 @@ pub(crate) fn render_targets(
     let description = describe(&source);
     let is_file = matches!(source, Source::File(_));
     let schemas = load_schemas(source_args)?;
-    let (trees, failures) = render_all(source.read()?, source_args.keep_going, schemas.as_ref())?;
+    // Each response is rendered as it arrives, while the others are still
+    // being fetched, as `render` does.
+    let rendered = source.read_each(|input| render_input(input, schemas.as_ref()))?;
+    let (trees, failures) = split_failures(rendered, source_args.keep_going)?;
     let targets = trees
         .into_iter()
         .map(|(cluster, tree)| {

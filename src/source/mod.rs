@@ -58,12 +58,6 @@ impl Source {
         }
     }
 
-    /// Reads every response. Per-cluster failures are returned in place,
-    /// so the caller decides between all-or-nothing and `--keep-going`.
-    pub fn read(self) -> Result<Vec<Input>, SourceError> {
-        self.read_each(|input| input)
-    }
-
     /// Reads every response and hands each to `each` as soon as it is
     /// there (from the API, in the order they complete, while the others
     /// are still being fetched); returns what `each` made of them in the
