@@ -1,8 +1,11 @@
 //! What a plan is made of: the files found where rendered files go, and
 //! the changes that turn them into the rendered tree.
 
+use std::sync::OnceLock;
+
 use crate::model::facts::ObjectFacts;
 use crate::model::identity::Identity;
+use crate::pipeline::read_back;
 use crate::pipeline::render::{RenderedFile, HEADER, KUSTOMIZATION};
 
 /// A file found where a rendered file would go.
@@ -27,9 +30,30 @@ impl Existing {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OldFile {
     pub bytes: Vec<u8>,
-    /// The object it holds, read back once by the plan; `None` for
-    /// `kustomization.yaml` or a file that no longer reads as a policy.
-    pub object: Option<ObjectFacts>,
+    /// Whether it may hold an object (`kustomization.yaml` does not).
+    holds_object: bool,
+    /// The object it holds, read back from `bytes` the first time it is
+    /// asked for (the summary asks for removed files', the pull request's
+    /// body for updated ones' too), and kept.
+    object: OnceLock<Option<ObjectFacts>>,
+}
+
+impl OldFile {
+    pub fn new(path: &str, bytes: Vec<u8>) -> OldFile {
+        OldFile {
+            bytes,
+            holds_object: path != KUSTOMIZATION,
+            object: OnceLock::new(),
+        }
+    }
+
+    /// The object it holds; `None` for `kustomization.yaml` or a file that
+    /// no longer reads as one policy.
+    pub fn object(&self) -> Option<&ObjectFacts> {
+        self.object
+            .get_or_init(|| self.holds_object.then(|| read_back(&self.bytes)).flatten())
+            .as_ref()
+    }
 }
 
 /// What kind of change, for counting and grouping.
@@ -104,7 +128,7 @@ impl Change {
     }
 
     pub fn old_object(&self) -> Option<&ObjectFacts> {
-        self.old()?.object.as_ref()
+        self.old()?.object()
     }
 
     pub fn new_object(&self) -> Option<&ObjectFacts> {

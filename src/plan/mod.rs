@@ -13,10 +13,7 @@ pub mod guard;
 
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
-
-use crate::pipeline::read_back;
-use crate::pipeline::render::{RenderedTree, KUSTOMIZATION};
+use crate::pipeline::render::RenderedTree;
 pub use crate::plan::change::{Change, ChangeKind, Existing, OldFile, Plan};
 
 /// Why a plan may not be carried out. Either ends the run before anything
@@ -68,8 +65,8 @@ impl Refused {
 ///
 /// Files in `existing` that are not ours are left alone unless the tree
 /// would write to the same name, which is an error. Our files that the tree
-/// no longer has are removed. The objects of updated and removed files are
-/// read back (on every core), for the report.
+/// no longer has are removed. What an updated or removed file held is
+/// read back only when asked for ([`OldFile::object`]).
 pub fn plan(
     tree: RenderedTree,
     mut existing: BTreeMap<String, Existing>,
@@ -85,11 +82,8 @@ pub fn plan(
                 }
             }
             Some(Existing::File(bytes)) => plan.changes.push(Change::Update {
+                old: OldFile::new(&path, bytes),
                 path,
-                old: OldFile {
-                    bytes,
-                    object: None,
-                },
                 new,
             }),
             Some(Existing::Other) => unreachable!("Other is never ours"),
@@ -100,22 +94,11 @@ pub fn plan(
             plan.foreign.push(path);
         } else if let Existing::File(bytes) = e {
             plan.changes.push(Change::Remove {
+                old: OldFile::new(&path, bytes),
                 path,
-                old: OldFile {
-                    bytes,
-                    object: None,
-                },
             });
         }
     }
-    plan.changes.par_iter_mut().for_each(|change| {
-        let is_kustomization = change.path() == KUSTOMIZATION;
-        if let Change::Update { old, .. } | Change::Remove { old, .. } = change {
-            if !is_kustomization {
-                old.object = read_back(&old.bytes);
-            }
-        }
-    });
     plan.changes.sort_by(|a, b| a.path().cmp(b.path()));
     Ok(plan)
 }

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use rayon::prelude::*;
+
 use crate::plan::{Change, ChangeKind, Plan};
 use crate::report::admission::{code, describe, Admission, Note};
 
@@ -271,6 +273,15 @@ pub fn pr_body_within(changes: &Changes, source: &str, limit: usize) -> String {
         admission: Admission,
     }
     const NONE: &[String; 3] = &[String::new(), String::new(), String::new()];
+    // What the updated and removed files held, read back on every core
+    // first (each is read once, then kept by the plan).
+    changes
+        .clusters
+        .par_iter()
+        .flat_map(|c| c.plan.changes.par_iter())
+        .for_each(|change| {
+            change.old_object();
+        });
     let mut per_cluster: Vec<Vec<Row>> = Vec::new();
     for c in &changes.clusters {
         let rows: Vec<(&'static str, &Change)> = [
