@@ -31,9 +31,9 @@ type Key = (String, String, String);
 
 /// The CRDs of `--crd-dir`, indexed by (group, version, kind). A schema is
 /// compiled the first time an object of its kind and version is checked,
-/// and kept for the rest of the run: compiled, the Kyverno CRDs take close
-/// to a gigabyte (`ClusterPolicy` alone several hundred megabytes), and a
-/// response uses a few of their thirty-odd versions.
+/// and kept for the rest of the run: a response uses a few of the Kyverno
+/// CRDs' thirty-odd versions, and reading one means parsing its whole CRD
+/// file (1.4 MB of YAML for `ClusterPolicy`).
 pub struct Schemas {
     /// Where each version's schema is: the file, and the CRD's position
     /// among the documents of that file.
@@ -159,28 +159,8 @@ impl Schemas {
             return Ok(Some(Arc::clone(v)));
         }
         let (group, version, kind) = key;
-        let text = std::fs::read_to_string(path).map_err(|e| read_err(path, e.to_string()))?;
-        let doc = serde_yaml::Deserializer::from_str(&text)
-            .nth(*position)
-            .ok_or_else(|| read_err(path, "the file changed while it was read".into()))?;
-        let mut crd: serde_json::Value =
-            serde::Deserialize::deserialize(doc).map_err(|e| read_err(path, e.to_string()))?;
-        drop(text);
-        let mut schema = crd["spec"]["versions"]
-            .as_array_mut()
-            .and_then(|versions| versions.iter_mut().find(|v| v["name"] == version.as_str()))
-            .and_then(|v| v["schema"].get_mut("openAPIV3Schema"))
-            .map(serde_json::Value::take)
-            .ok_or_else(|| read_err(path, "the file changed while it was read".into()))?;
-        drop(crd);
-        crd_schema_to_json_schema(&mut schema);
-        // Draft 4: OpenAPI 3.0's schema object is JSON Schema draft 4 with
-        // extensions (`exclusiveMaximum` is a boolean there, as in draft
-        // 4), and compiled as draft 4 the ClusterPolicy schema takes a
-        // fifth of the memory and time it takes as draft 2020-12 (the
-        // default for a schema without `$schema`): 160 MB and 0.3 s
-        // against 714 MB and 1.8 s (BENCHMARKS.md).
-        let validator = jsonschema::draft4::new(&schema).map_err(|e| {
+        let schema = read_schema(path, *position, version)?;
+        let validator = compile(schema).map_err(|e| {
             read_err(
                 path,
                 format!("the schema of {kind} {group}/{version} does not compile: {e}"),
@@ -288,6 +268,55 @@ fn describe(identity: &Identity, file: &str) -> String {
     format!("{identity} ({file})")
 }
 
+/// The `openAPIV3Schema` of `version` in the CRD at `position` in `path`,
+/// as JSON Schema.
+fn read_schema(
+    path: &Path,
+    position: usize,
+    version: &str,
+) -> Result<serde_json::Value, SchemaError> {
+    let text = std::fs::read_to_string(path).map_err(|e| read_err(path, e.to_string()))?;
+    let doc = serde_yaml::Deserializer::from_str(&text)
+        .nth(position)
+        .ok_or_else(|| read_err(path, "the file changed while it was read".into()))?;
+    let mut crd: serde_json::Value =
+        serde::Deserialize::deserialize(doc).map_err(|e| read_err(path, e.to_string()))?;
+    drop(text);
+    let mut schema = crd["spec"]["versions"]
+        .as_array_mut()
+        .and_then(|versions| versions.iter_mut().find(|v| v["name"] == version))
+        .and_then(|v| v["schema"].get_mut("openAPIV3Schema"))
+        .map(serde_json::Value::take)
+        .ok_or_else(|| read_err(path, "the file changed while it was read".into()))?;
+    drop(crd);
+    crd_schema_to_json_schema(&mut schema);
+    Ok(schema)
+}
+
+/// Compiles a CRD's schema (already through [`crd_schema_to_json_schema`])
+/// as JSON Schema draft 4: OpenAPI 3.0's schema object is draft 4 with
+/// extensions (`exclusiveMaximum` is a boolean there, as in draft 4).
+///
+/// The schema is compiled as the target of a `$ref` rather than as the root,
+/// which skips one step: checking the schema itself against the draft 4
+/// meta-schema. That check, not the compiled tree, was the cost of
+/// `--crd-dir`: `jsonschema` checks with one process-wide meta-schema
+/// validator whose recursive `$ref`s are compiled lazily, one more copy for
+/// each new shape of nesting they meet, and never freed; the ClusterPolicy
+/// v1 schema left 128 MB there and took most of the time, while compiled it
+/// takes 2 MB (BENCHMARKS.md). The tree compiled and the errors an object
+/// gets are the same either way (the tests below compare them); what the
+/// meta-schema would add about the CRD itself, the API server checked when
+/// it accepted the CRD, and a keyword the compiler cannot use (a `pattern`
+/// that is no regex, a `minLength` that is no integer) still fails here.
+fn compile(schema: serde_json::Value) -> Result<jsonschema::Validator, String> {
+    const URI: &str = "urn:insights-policy-render:crd";
+    jsonschema::draft4::options()
+        .with_resource(URI, jsonschema::Draft::Draft4.create_resource(schema))
+        .build(&serde_json::json!({ "$ref": URI }))
+        .map_err(|e| e.to_string())
+}
+
 /// Turns a CRD's `openAPIV3Schema` into JSON Schema: `nullable: true`
 /// becomes a `null` type; the `x-kubernetes-*` keywords are left for the
 /// validator to ignore.
@@ -342,5 +371,193 @@ mod tests {
                 ("kyverno.io".into(), "v2".into(), "PolicyException".into()),
             ]
         );
+    }
+
+    /// `../shared/crds/kyverno`, or `None` (and a note) outside CI when it
+    /// is missing.
+    fn kyverno_crds() -> Option<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/kyverno");
+        if dir.is_dir() {
+            return Some(dir);
+        }
+        if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+            panic!("{} is required in CI", dir.display());
+        }
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {} is missing", dir.display());
+        None
+    }
+
+    /// The schemas of `--crd-dir` compiled the way they were before
+    /// `compile` (`jsonschema::draft4::new` on the schema itself, after the
+    /// meta-schema check), for comparison.
+    struct Before<'a>(&'a Schemas, BTreeMap<Key, jsonschema::Validator>);
+
+    fn key_of(doc: &serde_json::Value) -> Key {
+        let (group, version) = doc["apiVersion"].as_str().unwrap().split_once('/').unwrap();
+        let kind = doc["kind"].as_str().unwrap();
+        (group.to_owned(), version.to_owned(), kind.to_owned())
+    }
+
+    impl Before<'_> {
+        /// What `doc` gets from the compiled schema of its kind, as `check`
+        /// reports it (field, message), next to what it got before: they
+        /// must agree exactly, in content and order.
+        fn errors_now_and_before(&mut self, doc: &serde_json::Value) -> [Vec<String>; 2] {
+            let key = key_of(doc);
+            let now = self.0.validator(&key).unwrap().expect("a CRD for it");
+            let before = self.1.entry(key.clone()).or_insert_with(|| {
+                let (path, position) = &self.0.index[&key];
+                jsonschema::draft4::new(&read_schema(path, *position, &key.1).unwrap())
+                    .expect("compiles as it did")
+            });
+            let list = |v: &jsonschema::Validator| -> Vec<String> {
+                v.iter_errors(doc)
+                    .map(|e| format!("{}: {e}", e.instance_path))
+                    .collect()
+            };
+            [list(&now), list(before)]
+        }
+
+        /// How many of `docs` get errors, after checking that each gets
+        /// the ones it got before.
+        fn with_errors(&mut self, docs: &[serde_json::Value]) -> usize {
+            docs.iter()
+                .filter(|d| {
+                    let [now, before] = self.errors_now_and_before(d);
+                    assert_eq!(now, before, "{d}");
+                    !now.is_empty()
+                })
+                .count()
+        }
+    }
+
+    /// Every policy of the published library, and policies broken on
+    /// purpose in each way a CRD schema can refuse one, get the same errors
+    /// as before the schema was compiled through a `$ref`.
+    #[test]
+    fn objects_get_the_errors_they_got_before() {
+        let Some(dir) = kyverno_crds() else { return };
+        let schemas = Schemas::load(&dir).unwrap();
+        let library = std::fs::read_to_string(dir.join("../../corpus/insights/library.yaml"))
+            .expect("the library beside the CRDs");
+        let mut docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&library)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .filter(|d| schemas.index.contains_key(&key_of(d)))
+            .collect();
+        assert!(docs.len() > 500, "the whole library");
+        let mut before = Before(&schemas, BTreeMap::new());
+        assert_eq!(before.with_errors(&docs), 1, "schedule-based-quotas only");
+
+        let base = docs.swap_remove(0);
+        assert_eq!(base["kind"], "ClusterPolicy");
+        assert_eq!(before.with_errors(std::slice::from_ref(&base)), 0);
+        let broken = |path: &str, value: Option<serde_json::Value>| {
+            let mut doc = base.clone();
+            let (parent, last) = path.rsplit_once('/').unwrap();
+            let parent = doc.pointer_mut(parent).unwrap_or_else(|| panic!("{path}"));
+            match (value, parent) {
+                (Some(v), serde_json::Value::Object(m)) => drop(m.insert(last.into(), v)),
+                (None, serde_json::Value::Object(m)) => drop(m.remove(last)),
+                (Some(v), serde_json::Value::Array(a)) => a[last.parse::<usize>().unwrap()] = v,
+                _ => panic!("{path}"),
+            }
+            doc
+        };
+        use serde_json::json;
+        let broken = [
+            // A required field missing (`required`).
+            broken("/spec/rules/0/name", None),
+            // A wrong type deep in a rule (`type`).
+            broken(
+                "/spec/rules/0/match/any/0/resources/kinds",
+                Some(json!("Pod")),
+            ),
+            broken(
+                "/spec/rules/0/context",
+                Some(json!([{"name": "v", "variable": "x"}])),
+            ),
+            broken("/spec/background", Some(json!("yes"))),
+            // A value outside an `enum`.
+            broken("/spec/validationFailureAction", Some(json!("Warn"))),
+            // `not`, whose message quotes the schema: both `any` and `all`.
+            broken("/spec/rules/0/match/all", Some(json!([]))),
+            // `oneOf`: no context source, and two.
+            broken("/spec/rules/0/context", Some(json!([{"name": "v"}]))),
+            broken(
+                "/spec/rules/0/context",
+                Some(json!([{"name": "v", "variable": {}, "apiCall": {}}])),
+            ),
+            // A field the schema does not know (no `additionalProperties:
+            // false` in the Kyverno CRDs, so no error in either).
+            broken("/spec/rules/0/unknown", Some(json!(1))),
+        ];
+        assert_eq!(before.with_errors(&broken), broken.len() - 1);
+    }
+
+    /// The keywords the Kyverno CRDs do not use, on a CRD made up for it:
+    /// `additionalProperties` (false, and a schema), `nullable`, `pattern`,
+    /// bounds, `allOf`/`anyOf`.
+    #[test]
+    fn a_made_up_crd_refuses_what_it_refused_before() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("crd.yaml"),
+            r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+spec:
+  group: example.com
+  names: {kind: Widget}
+  versions:
+  - name: v1
+    schema:
+      openAPIV3Schema:
+        type: object
+        required: [spec]
+        properties:
+          apiVersion: {type: string}
+          kind: {type: string}
+          metadata: {type: object}
+          spec:
+            type: object
+            additionalProperties: false
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1, maximum: 10}
+              name: {type: string, pattern: '^[a-z]+$', nullable: true}
+              labels:
+                type: object
+                additionalProperties: {type: string, maxLength: 3}
+              parts:
+                type: array
+                items:
+                  type: object
+                  additionalProperties: false
+                  properties:
+                    id: {type: string}
+                    weight: {type: number}
+                  anyOf: [{required: [id]}, {required: [weight]}]
+                  allOf: [{not: {required: [id, weight]}}]
+"#,
+        )
+        .unwrap();
+        let schemas = Schemas::load(dir.path()).unwrap();
+        let doc = |spec: serde_json::Value| serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": spec});
+        use serde_json::json;
+        let docs = [
+            doc(json!({"size": 3, "name": null, "labels": {"a": "b"}, "parts": [{"id": "x"}]})),
+            doc(json!({"size": 3, "colour": "red"})),
+            doc(json!({"name": "x"})),
+            doc(json!({"size": 0, "name": "X1"})),
+            doc(json!({"size": 3, "labels": {"a": "long", "b": 1}})),
+            doc(
+                json!({"size": 3, "parts": [{"id": "x", "extra": 1}, {}, {"id": "x", "weight": 1}]}),
+            ),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget"}),
+        ];
+        let mut before = Before(&schemas, BTreeMap::new());
+        assert_eq!(before.with_errors(&docs[..1]), 0);
+        assert_eq!(before.with_errors(&docs[1..]), docs.len() - 1);
     }
 }
