@@ -269,7 +269,9 @@ fn describe(identity: &Identity, file: &str) -> String {
 }
 
 /// The `openAPIV3Schema` of `version` in the CRD at `position` in `path`,
-/// as JSON Schema.
+/// as JSON Schema. Only that version's schema is built as a value: a CRD
+/// repeats its whole schema in each of its versions (two or three in
+/// Kyverno's), and the others are only skipped over.
 fn read_schema(
     path: &Path,
     position: usize,
@@ -279,18 +281,140 @@ fn read_schema(
     let doc = serde_yaml::Deserializer::from_str(&text)
         .nth(position)
         .ok_or_else(|| read_err(path, "the file changed while it was read".into()))?;
-    let mut crd: serde_json::Value =
-        serde::Deserialize::deserialize(doc).map_err(|e| read_err(path, e.to_string()))?;
-    drop(text);
-    let mut schema = crd["spec"]["versions"]
-        .as_array_mut()
-        .and_then(|versions| versions.iter_mut().find(|v| v["name"] == version))
-        .and_then(|v| v["schema"].get_mut("openAPIV3Schema"))
-        .map(serde_json::Value::take)
+    let seed = Field("spec", Field("versions", Versions(version)));
+    let mut schema = serde::de::DeserializeSeed::deserialize(seed, doc)
+        .map_err(|e| read_err(path, e.to_string()))?
+        .flatten()
+        .flatten()
         .ok_or_else(|| read_err(path, "the file changed while it was read".into()))?;
-    drop(crd);
     crd_schema_to_json_schema(&mut schema);
     Ok(schema)
+}
+
+/// Reads the value of one key of a map with `S`, skipping the others;
+/// `None` when the key is missing or the value is no map.
+#[derive(Clone, Copy)]
+struct Field<S>(&'static str, S);
+
+impl<'de, S: serde::de::DeserializeSeed<'de> + Copy> serde::de::DeserializeSeed<'de> for Field<S> {
+    type Value = Option<S::Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, S: serde::de::DeserializeSeed<'de> + Copy> serde::de::Visitor<'de> for Field<S> {
+    type Value = Option<S::Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a map")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.0 {
+                // The last of repeated keys wins, as in a `serde_json::Value`.
+                found = Some(map.next_value_seed(self.1)?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+    // Anything else (null, a string...) is not what is looked for.
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+/// `spec.versions`: the `openAPIV3Schema` of the first entry named so.
+#[derive(Clone, Copy)]
+struct Versions<'v>(&'v str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Versions<'_> {
+    type Value = Option<serde_json::Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Versions<'_> {
+    type Value = Option<serde_json::Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a list of versions")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(schema) = seq.next_element_seed(Version(self.0))? {
+            if found.is_none() {
+                found = schema;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// One entry of `spec.versions`: its `schema.openAPIV3Schema` if it is
+/// named so. `name` comes before `schema` in the CRDs `controller-gen`
+/// writes, so the schema of another version is skipped without being
+/// built; when it comes after, the schema is built and then dropped.
+#[derive(Clone, Copy)]
+struct Version<'v>(&'v str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Version<'_> {
+    type Value = Option<serde_json::Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Version<'_> {
+    type Value = Option<serde_json::Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a version")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut name: Option<serde_json::Value> = None;
+        let mut schema = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "name" => name = Some(map.next_value()?),
+                "schema" if name.as_ref().is_some_and(|n| n != self.0) => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                "schema" => {
+                    let seed = Field("openAPIV3Schema", std::marker::PhantomData);
+                    schema = map.next_value_seed(seed)?;
+                }
+                _ => drop(map.next_value::<serde::de::IgnoredAny>()?),
+            }
+        }
+        Ok(schema.filter(|_| name.is_some_and(|n| n == self.0)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
 /// Compiles a CRD's schema (already through [`crd_schema_to_json_schema`])
@@ -559,5 +683,78 @@ spec:
         let mut before = Before(&schemas, BTreeMap::new());
         assert_eq!(before.with_errors(&docs[..1]), 0);
         assert_eq!(before.with_errors(&docs[1..]), docs.len() - 1);
+    }
+
+    /// Reading one version's schema gives what reading the whole CRD and
+    /// taking that version from it gives: for every version of the Kyverno
+    /// CRDs, and for a made-up file of two CRDs, some of whose versions
+    /// give their name after their schema.
+    #[test]
+    fn one_version_reads_as_from_the_whole_crd() {
+        fn from_the_whole(path: &Path, position: usize, version: &str) -> serde_json::Value {
+            let text = std::fs::read_to_string(path).unwrap();
+            let doc = serde_yaml::Deserializer::from_str(&text)
+                .nth(position)
+                .unwrap();
+            let crd: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+            let mut schema = crd["spec"]["versions"]
+                .as_array()
+                .and_then(|versions| versions.iter().find(|v| v["name"] == version))
+                .map(|v| v["schema"]["openAPIV3Schema"].clone())
+                .unwrap();
+            crd_schema_to_json_schema(&mut schema);
+            schema
+        }
+        let same_for_all = |schemas: &Schemas| {
+            for ((_, version, _), (path, position)) in &schemas.index {
+                let one = read_schema(path, *position, version).unwrap();
+                assert_eq!(one, from_the_whole(path, *position, version), "{version}");
+            }
+        };
+        if let Some(dir) = kyverno_crds() {
+            let schemas = Schemas::load(&dir).unwrap();
+            assert!(schemas.index.len() > 30);
+            same_for_all(&schemas);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("crds.yaml"),
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: not-a-crd}
+---
+kind: CustomResourceDefinition
+spec:
+  versions:
+  - schema: {openAPIV3Schema: {type: object, properties: {a: {type: string}}}}
+    name: v1
+  - schema: {openAPIV3Schema: {type: object, properties: {b: {type: integer}}}}
+    name: v2
+  group: example.com
+  names: {kind: Widget}
+---
+kind: CustomResourceDefinition
+spec:
+  group: example.com
+  names: {kind: Gadget}
+  versions:
+  - name: v1
+    schema: {openAPIV3Schema: {type: object, properties: {c: {type: string, nullable: true}}}}
+  - schema: {openAPIV3Schema: {type: object, properties: {d: {type: integer}}}}
+    served: true
+    name: v3
+  - {name: v4}
+"#,
+        )
+        .unwrap();
+        let schemas = Schemas::load(dir.path()).unwrap();
+        let keys: Vec<String> = schemas
+            .index
+            .keys()
+            .map(|(_, v, k)| format!("{k} {v}"))
+            .collect();
+        assert_eq!(keys, ["Gadget v1", "Widget v1", "Widget v2", "Gadget v3"]);
+        same_for_all(&schemas);
     }
 }
