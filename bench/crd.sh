@@ -6,7 +6,9 @@
 #            policy that its CRD refuses, so the run succeeds;
 #   one:     the first policy of that library alone (a ClusterPolicy);
 #   none:    the same policy without --crd-dir, for the baseline.
-# Prints the median and range of ROUNDS runs (default 5) of each.
+# Prints the median and range of ROUNDS runs (default 5) of each: wall time,
+# CPU time (user + system; unlike wall time, it barely moves with the load
+# of a shared machine) and peak RSS.
 # Usage: bench/crd.sh        BIN=path measures another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,17 +35,20 @@ PY
 
 run() { # label, input, extra args...
   local label=$1 input=$2; shift 2
-  local secs=() mbs=()
+  local secs=() cpus=() mbs=()
   for _ in $(seq "${ROUNDS:-5}"); do
     /usr/bin/time -v -o "$work/time" "$bin" render --from-file "$input" --stdout "$@" \
       >/dev/null 2>"$work/stderr" || { cat "$work/stderr" >&2; exit 1; }
     secs+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$work/time")")
+    cpus+=("$(awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$work/time")")
     mbs+=("$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$work/time")")
   done
-  python3 - "$label" "${secs[*]}" "${mbs[*]}" <<'PY'
+  python3 - "$label" "${secs[*]}" "${cpus[*]}" "${mbs[*]}" <<'PY'
 import statistics, sys
-label, secs, mbs = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) for x in sys.argv[3].split()]
+label = sys.argv[1]
+secs, cpus, mbs = ([float(x) for x in a.split()] for a in sys.argv[2:5])
 print(f"{label:<22} {statistics.median(secs):6.2f} s ({min(secs):.2f}-{max(secs):.2f})   "
+      f"cpu {statistics.median(cpus):5.2f} s ({min(cpus):.2f}-{max(cpus):.2f})   "
       f"{statistics.median(mbs):7.1f} MB ({min(mbs):.1f}-{max(mbs):.1f})")
 PY
 }
