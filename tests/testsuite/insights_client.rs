@@ -2,12 +2,10 @@
 //! endpoint and its encoding, the token, each refusal, the retry policy, the
 //! body limits, concurrency, and the token never showing in an error.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::fake_insights::{path_for, FakeInsights, Fault};
 use insights_policy_render::insights::{Client, ClientConfig, InsightsError, TimeoutKind, Token};
-use support::fake_insights::{path_for, FakeInsights, Fault};
 
 const TOKEN: &str = "tok-Hx83kPq-UNMISTAKABLE";
 const ONE: &str =
@@ -495,7 +493,7 @@ async fn an_unexpected_success_status_or_a_redirect_is_not_taken_for_policies() 
 #[tokio::test]
 async fn a_refused_connection_is_retried_and_names_the_host() {
     // A port we hold without listening: nothing can listen there.
-    let refused = support::ports::refused_port();
+    let refused = crate::support::ports::refused_port();
     let port = refused.port;
     let mut c = config(&format!("http://127.0.0.1:{port}"));
     c.retries = 2;
@@ -669,7 +667,7 @@ async fn the_token_is_in_no_url_and_no_error() {
     let mut wrong = c.clone();
     wrong.token = Token::new(format!("{TOKEN}-2"));
     errors.push(Client::new(wrong).unwrap().fetch("prod").await.unwrap_err());
-    let held = support::ports::refused_port();
+    let held = crate::support::ports::refused_port();
     let port = held.port;
     let mut refused = c.clone();
     refused.host = format!("http://127.0.0.1:{port}");

@@ -17,7 +17,7 @@ fn snapshot(name: &str, input: &str) {
     let (tree, _) = render_response(input.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
     // The same input gives the same bytes.
     assert_eq!(tree, render_response(input.as_bytes()).unwrap().0);
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+    insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(name, show(&tree));
     });
 }
@@ -26,7 +26,7 @@ fn snapshot(name: &str, input: &str) {
 fn bundled_example() {
     snapshot(
         "bundled_example",
-        include_str!("../examples/insights/response.yaml"),
+        include_str!("../../examples/insights/response.yaml"),
     );
 }
 

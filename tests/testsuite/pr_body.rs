@@ -40,7 +40,7 @@ const FLUX: Appliers = Appliers {
 };
 
 fn snapshot(name: &str, body: &str) {
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+    insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(name, body);
     });
 }

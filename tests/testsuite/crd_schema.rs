@@ -2,12 +2,10 @@
 //! policy library, file by file: the policies that would not validate are
 //! found, and the message says which field and why.
 
-mod support;
-
+use crate::support::cli::run;
+use crate::support::env;
 use insights_policy_render::commands::render_response;
 use insights_policy_render::schema::Schemas;
-use support::cli::run;
-use support::env;
 
 #[test]
 fn the_published_policies_that_would_be_rejected_are_found() {

@@ -3,15 +3,13 @@
 //! parsers), `kubectl kustomize` builds the directory into the same objects,
 //! and every Kyverno object validates against its published CRD schema.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::support::cli::{run, snapshot_dir};
+use crate::support::env;
 use insights_policy_render::validate::{OWNED_BY_KEY, OWNED_BY_VALUE};
 use serde_yaml::Value;
-use support::cli::{run, snapshot_dir};
-use support::env;
 
 type Key = (String, String, String, String);
 
