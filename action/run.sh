@@ -14,7 +14,7 @@
 # failure.
 #
 # With IPR_PRINT_ARGS=1 it prints the arguments, NUL-separated, instead of
-# running the tool (tests/ci_examples.rs parses them with the real CLI).
+# running the tool (tests/testsuite/ci_examples.rs parses them with the real CLI).
 # Portable to macOS's bash 3.2.
 set -euo pipefail
 

@@ -3,7 +3,7 @@
 //! response, rendered to a directory per cluster: once at the default
 //! concurrency, once one at a time. Run with `cargo bench --bench api`.
 
-#[path = "../tests/support/fake_insights.rs"]
+#[path = "../tests/testsuite/support/fake_insights.rs"]
 #[allow(dead_code)]
 mod fake_insights;
 

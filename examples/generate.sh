@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Produces examples/flux and examples/argo with the tool itself, from the
 # bundled response, for two clusters: each is a policy repository as
-# `commit` leaves it. tests/examples.rs runs this and fails when the result
+# `commit` leaves it. tests/testsuite/examples.rs runs this and fails when the result
 # differs from what is committed; to refresh the examples after a change:
-#   UPDATE_EXAMPLES=1 cargo test --test examples
+#   UPDATE_EXAMPLES=1 cargo test --test testsuite examples::
 #
 # usage: examples/generate.sh BINARY OUTPUT_DIR
 set -euo pipefail

@@ -2,12 +2,12 @@
 //! endpoint and its encoding, the token, each refusal, the retry policy, the
 //! body limits, concurrency, and the token never showing in an error.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use insights_policy_render::insights::{Client, ClientConfig, InsightsError, TimeoutKind, Token};
-use support::fake_insights::{path_for, FakeInsights, Fault};
+use crate::support::fake_insights::{path_for, FakeInsights, Fault};
+use insights_policy_render::source::insights::{
+    Client, ClientConfig, InsightsError, TimeoutKind, Token,
+};
 
 const TOKEN: &str = "tok-Hx83kPq-UNMISTAKABLE";
 const ONE: &str =
@@ -40,7 +40,7 @@ fn client(server: &FakeInsights) -> Client {
 
 /// The error's message, after checking that neither it nor its Debug
 /// carries the token.
-fn message(e: &InsightsError) -> String {
+fn message(e: &(impl std::fmt::Display + std::fmt::Debug)) -> String {
     let (shown, debug) = (e.to_string(), format!("{e:?}"));
     for text in [&shown, &debug] {
         assert!(!text.contains(TOKEN), "the token leaked: {text}");
@@ -495,7 +495,7 @@ async fn an_unexpected_success_status_or_a_redirect_is_not_taken_for_policies() 
 #[tokio::test]
 async fn a_refused_connection_is_retried_and_names_the_host() {
     // A port we hold without listening: nothing can listen there.
-    let refused = support::ports::refused_port();
+    let refused = crate::support::ports::refused_port();
     let port = refused.port;
     let mut c = config(&format!("http://127.0.0.1:{port}"));
     c.retries = 2;
@@ -669,7 +669,7 @@ async fn the_token_is_in_no_url_and_no_error() {
     let mut wrong = c.clone();
     wrong.token = Token::new(format!("{TOKEN}-2"));
     errors.push(Client::new(wrong).unwrap().fetch("prod").await.unwrap_err());
-    let held = support::ports::refused_port();
+    let held = crate::support::ports::refused_port();
     let port = held.port;
     let mut refused = c.clone();
     refused.host = format!("http://127.0.0.1:{port}");
@@ -702,25 +702,28 @@ fn a_token_file_is_trimmed_and_its_content_never_quoted() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("token");
     std::fs::write(&path, format!("{TOKEN}\n\n")).unwrap();
-    assert_eq!(Token::from_file(&path).unwrap().expose(), TOKEN);
+    assert_eq!(
+        Token::from_file("--token-file", &path).unwrap().expose(),
+        TOKEN
+    );
 
     let missing = tmp.path().join("no-such-token");
-    let e = Token::from_file(&missing).unwrap_err();
+    let e = Token::from_file("--token-file", &missing).unwrap_err();
     assert!(message(&e).contains("no-such-token"), "{e}");
 
     let binary = tmp.path().join("binary-token");
     std::fs::write(&binary, [TOKEN.as_bytes(), b"\xff\xfe"].concat()).unwrap();
-    let e = Token::from_file(&binary).unwrap_err();
+    let e = Token::from_file("--token-file", &binary).unwrap_err();
     assert!(message(&e).contains("binary-token"), "{e}");
 
     let blank = tmp.path().join("blank-token");
     std::fs::write(&blank, "  \n").unwrap();
-    assert!(message(&Token::from_file(&blank).unwrap_err()).contains("empty"));
+    assert!(message(&Token::from_file("--token-file", &blank).unwrap_err()).contains("empty"));
 
     // Two lines are not one token; the header refuses, quoting nothing.
     let two = tmp.path().join("two-lines");
     std::fs::write(&two, format!("{TOKEN}\n{TOKEN}\n")).unwrap();
-    let token = Token::from_file(&two).unwrap();
+    let token = Token::from_file("--token-file", &two).unwrap();
     let e = Client::new(ClientConfig::new("https://insights.example", "acme", token)).unwrap_err();
     assert!(matches!(e, InsightsError::Config(_)));
     message(&e);

@@ -318,7 +318,7 @@ fn github_spec_path() -> std::path::PathBuf {
     }
 }
 
-/// GitHub's REST description, parsed once per test binary.
+/// GitHub's REST description, parsed once per run of the test binary.
 fn github_spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
     SPEC.get_or_init(|| {

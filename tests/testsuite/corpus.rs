@@ -3,15 +3,13 @@
 //! parsers), `kubectl kustomize` builds the directory into the same objects,
 //! and every Kyverno object validates against its published CRD schema.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use insights_policy_render::validate::{OWNED_BY_KEY, OWNED_BY_VALUE};
+use crate::support::cli::{run, snapshot_dir};
+use crate::support::env;
+use insights_policy_render::pipeline::validate::{OWNED_BY_KEY, OWNED_BY_VALUE};
 use serde_yaml::Value;
-use support::cli::{run, snapshot_dir};
-use support::env;
 
 type Key = (String, String, String, String);
 
@@ -307,7 +305,7 @@ fn crd_schemas(dir: &Path) -> BTreeMap<(String, String, String), serde_json::Val
             let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_string();
             for version in crd["spec"]["versions"].as_array().unwrap() {
                 let mut schema = version["schema"]["openAPIV3Schema"].clone();
-                insights_policy_render::schema::crd_schema_to_json_schema(&mut schema);
+                insights_policy_render::pipeline::schema::crd_schema_to_json_schema(&mut schema);
                 schemas.insert(
                     (
                         group.clone(),

@@ -2,9 +2,9 @@
 //! kind of change to a policy says about admission, blocking changes first,
 //! escaping, the consumer named, and the size limit.
 
-use insights_policy_render::commands::render_response;
+use insights_policy_render::pipeline::render_response;
 use insights_policy_render::plan::{plan, ChangeKind, Existing, Plan};
-use insights_policy_render::report::{
+use insights_policy_render::report::message::{
     commit_message, pr_body, pr_body_within, Appliers, Changes, ClusterChanges, BODY_LIMIT,
 };
 
@@ -40,7 +40,7 @@ const FLUX: Appliers = Appliers {
 };
 
 fn snapshot(name: &str, body: &str) {
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+    insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(name, body);
     });
 }

@@ -2,16 +2,14 @@
 //! token, every fault the client must survive, several clusters, and the
 //! token never showing up anywhere.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::cli::{run_env, snapshot_dir, Run};
-use support::fake_insights::{path_for, FakeInsights, Fault};
+use crate::support::cli::{run_env, snapshot_dir, Run};
+use crate::support::fake_insights::{path_for, FakeInsights, Fault};
 
 const TOKEN: &str = "tok-Zq7xVb93-DISTINCTIVE";
-const EXAMPLE: &str = include_str!("../examples/insights/response.yaml");
+const EXAMPLE: &str = include_str!("../../examples/insights/response.yaml");
 const ONE: &str =
     "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: one\nspec:\n  rules: []\n";
 
@@ -41,7 +39,8 @@ fn one_cluster_renders_what_the_file_source_renders() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("r.yaml");
     std::fs::write(&file, EXAMPLE).unwrap();
-    let local = support::cli::run(&["render", "--from-file", file.to_str().unwrap(), "--stdout"]);
+    let local =
+        crate::support::cli::run(&["render", "--from-file", file.to_str().unwrap(), "--stdout"]);
     assert_eq!(api.stdout, local.stdout);
     assert_eq!(s.hits("prod"), 1);
 }
@@ -86,9 +85,9 @@ fn several_clusters_render_a_directory_each_with_one_summary() {
         .map(|c| c["cluster"].as_str().unwrap())
         .collect();
     assert_eq!(clusters, ["prod", "staging", "empty"]);
-    if support::env::kubectl().is_some() {
+    if crate::support::env::kubectl().is_some() {
         for c in ["prod", "staging", "empty"] {
-            support::env::kustomize_build(&out.join(c));
+            crate::support::env::kustomize_build(&out.join(c));
         }
     }
 }
@@ -554,7 +553,7 @@ fn private_ca(dir: &std::path::Path) -> Option<(Vec<u8>, Vec<u8>, std::path::Pat
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_openssl {
-        return support::env::missing("openssl (to make the test CA)");
+        return crate::support::env::missing("openssl (to make the test CA)");
     }
     let sh = |script: &str| {
         let out = Command::new("sh")

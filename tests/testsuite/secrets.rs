@@ -3,12 +3,10 @@
 //! stderr, in any written file, or in any commit; GIT_TOKEN also as the
 //! forge token of `--pull-request`, accepted and refused.
 
-mod support;
-
-use support::cli::run_env;
-use support::fake_forge::{FakeForge, Kind};
-use support::fake_insights::{FakeInsights, Fault};
-use support::git::git;
+use crate::support::cli::run_env;
+use crate::support::fake_forge::{FakeForge, Kind};
+use crate::support::fake_insights::{FakeInsights, Fault};
+use crate::support::git::git;
 
 const API_TOKEN: &str = "api-tok-Qm4Rz81Lp-SECRET";
 const GIT_TOKEN: &str = "git-tok-Vx2Nc67Hd-SECRET";
@@ -231,7 +229,7 @@ fn no_token_reaches_output_files_or_commits() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!leaks(&r.stdout) && !leaks(&r.stderr));
 
-    for (name, bytes) in support::cli::snapshot_dir(tmp.path()) {
+    for (name, bytes) in crate::support::cli::snapshot_dir(tmp.path()) {
         if name != "token" {
             assert!(
                 !leaks(&String::from_utf8_lossy(&bytes)),

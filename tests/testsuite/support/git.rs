@@ -33,7 +33,9 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 pub struct Daemon(
     super::servers::ServerProcess,
     pub String,
-    /// The daemon's log; removed after the daemon is stopped.
+    /// The daemon's log, held only to be removed after the daemon is
+    /// stopped (fields drop in order).
+    #[expect(dead_code, reason = "held for its Drop, never read")]
     tempfile::TempDir,
 );
 

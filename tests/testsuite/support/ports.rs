@@ -1,9 +1,9 @@
 //! A port where nothing listens, that stays so for as long as it is held.
 //!
 //! Picking a free port by binding `:0` and closing the listener leaves a
-//! window in which another process (another test binary running at the
-//! same time) can take the port: the "refused" connection then reaches a
-//! stranger. A socket that is bound but never listens keeps the port ours,
+//! window in which another test (a thread of this binary) or another
+//! process running at the same time can take the port: the "refused"
+//! connection then reaches a stranger. A socket that is bound but never listens keeps the port ours,
 //! and a connection to it is refused at once.
 
 /// Holds the port until dropped.

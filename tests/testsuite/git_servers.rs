@@ -1,16 +1,14 @@
-//! The real git servers in tests/support/servers.rs, proved with the git
+//! The real git servers in tests/testsuite/support/servers.rs, proved with the git
 //! command line alone (not the tool): clone, commit and push over HTTPS
 //! (basic auth, GitHub's extraheader, a CONNECT proxy), SSH and git://,
 //! and the ways each must refuse.
-
-mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use support::proxy::ConnectProxy;
-use support::servers::{self, git_cmd, run_fails, run_ok, HttpsGit, Sshd};
+use crate::support::proxy::ConnectProxy;
+use crate::support::servers::{self, git_cmd, run_fails, run_ok, HttpsGit, Sshd};
 
 /// A git command in `dir` with extra environment, shielded from the
 /// machine's configuration by [`git_cmd`].
@@ -422,7 +420,7 @@ fn git_daemon_push() {
     let base = tmp.path().join("served");
     std::fs::create_dir(&base).unwrap();
     run_ok(git_cmd(&base).args(["init", "-q", "--bare", "-b", "main", "remote.git"]));
-    let daemon = support::git::git_daemon(&base);
+    let daemon = crate::support::git::git_daemon(&base);
     assert_eq!(daemon.url("remote.git"), daemon.1);
     let pushed = clone_commit_push(tmp.path(), "w", &daemon.1, &[], &[]);
     assert_eq!(
@@ -447,7 +445,7 @@ fn a_taken_port_is_detected_and_another_one_used() {
     let (process, port) =
         servers::spawn_on_ports("git daemon", &tmp.path().join("log"), &mut ports, |port| {
             offered.push(port);
-            support::git::daemon_command(&base, port)
+            crate::support::git::daemon_command(&base, port)
         });
     assert_eq!(offered[0], taken);
     assert_ne!(port, taken);
@@ -463,7 +461,7 @@ fn servers_leave_no_process_behind() {
     };
     let Some(sshd) = Sshd::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let daemon = support::git::git_daemon(tmp.path());
+    let daemon = crate::support::git::git_daemon(tmp.path());
     let mut pids = https.pids();
     pids.push(sshd.pid());
     pids.push(daemon.pid());

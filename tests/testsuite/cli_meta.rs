@@ -2,13 +2,11 @@
 //! progress bar over several clusters (drawn on a terminal only, never
 //! with `--quiet`).
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use support::cli::{run, run_env};
-use support::fake_insights::FakeInsights;
+use crate::support::cli::{run, run_env};
+use crate::support::fake_insights::FakeInsights;
 
 const SUBCOMMANDS: [&str; 5] = ["render", "commit", "diff", "completions", "man"];
 

@@ -93,8 +93,6 @@ pub struct Builder {
     org: String,
     token: String,
     fixtures: Vec<(String, String, Vec<u8>)>,
-    faults: Vec<(String, Fault)>,
-    latency: Duration,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
@@ -116,25 +114,6 @@ impl Builder {
     pub fn cluster(mut self, cluster: &str, body: impl Into<Vec<u8>>) -> Self {
         let org = self.org.clone();
         self.fixtures.push((org, cluster.to_owned(), body.into()));
-        self
-    }
-
-    /// Serves `body` for `cluster` of `org`.
-    pub fn policies(mut self, org: &str, cluster: &str, body: impl Into<Vec<u8>>) -> Self {
-        self.fixtures
-            .push((org.to_owned(), cluster.to_owned(), body.into()));
-        self
-    }
-
-    /// Misbehaves for `cluster` (of any organization).
-    pub fn fault(mut self, cluster: &str, fault: Fault) -> Self {
-        self.faults.push((cluster.to_owned(), fault));
-        self
-    }
-
-    /// Waits this long before every response.
-    pub fn latency(mut self, latency: Duration) -> Self {
-        self.latency = latency;
         self
     }
 
@@ -164,14 +143,10 @@ impl Builder {
         let mut state = State {
             token: self.token,
             org: self.org,
-            latency: self.latency,
             ..Default::default()
         };
         for (org, cluster, body) in self.fixtures {
             state.fixtures.insert((org, cluster), body.into());
-        }
-        for (cluster, fault) in self.faults {
-            state.faults.insert(cluster, (fault, 0));
         }
         FakeInsights::run(state, self.tls)
     }
@@ -214,8 +189,6 @@ impl FakeInsights {
             org: "acme".into(),
             token: String::new(),
             fixtures: Vec::new(),
-            faults: Vec::new(),
-            latency: Duration::ZERO,
             tls: None,
         }
     }
@@ -297,16 +270,6 @@ impl FakeInsights {
         self.with(|s| {
             let key = (s.org.clone(), cluster.to_owned());
             s.fixtures.insert(key, body.into())
-        });
-        self
-    }
-
-    /// Serves `body` for `cluster` of `org`.
-    pub fn policies(&self, org: &str, cluster: &str, body: impl Into<Vec<u8>>) -> &Self {
-        let body: Vec<u8> = body.into();
-        self.with(|s| {
-            s.fixtures
-                .insert((org.to_owned(), cluster.to_owned()), body.into())
         });
         self
     }

@@ -7,15 +7,13 @@
 //! staging directory, or a new pack in the repository), spread over the
 //! time an uninterrupted run of the same work took from there to its end.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::cli::{bin, run, snapshot_dir};
-use support::git::{git, git_daemon};
+use crate::support::cli::{bin, run, snapshot_dir};
+use crate::support::git::{git, git_daemon};
 
 const POLICIES: usize = 500;
 const KILLS: usize = 20;
@@ -174,7 +172,7 @@ fn names(dir: &Path) -> Vec<String> {
 /// One render scenario: `old` is the directory before (None: it does not
 /// exist yet).
 fn render_scenario(old: Option<&str>) {
-    let kubectl = support::env::kubectl();
+    let kubectl = crate::support::env::kubectl();
     let tmp = tempfile::tempdir().unwrap();
     let (_, new_input) = responses();
     let new_file = tmp.path().join("new.yaml");
@@ -251,7 +249,7 @@ fn render_scenario(old: Option<&str>) {
             panic!("kill point {i} ({delay:?}): neither the old nor the new directory; differs from the new at {differ:?}");
         }
         if kubectl.is_some() && out.exists() && i % 7 == 0 {
-            support::env::kustomize_build(&out);
+            crate::support::env::kustomize_build(&out);
         }
 
         let r = run(&a);
@@ -484,7 +482,7 @@ fn a_push_cut_off_midway_leaves_both_repositories_as_they_were() {
         .parse()
         .unwrap();
     // Past the request and the ref negotiation, well inside the pack.
-    let proxy = support::proxy::CuttingProxy::start(upstream, 4096);
+    let proxy = crate::support::proxy::CuttingProxy::start(upstream, 4096);
     git(
         &work,
         &[

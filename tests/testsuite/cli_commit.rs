@@ -1,12 +1,10 @@
 //! `commit` and `diff` on real repositories with a real bare remote, checked
 //! with the `git` command line as a user would.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use support::cli::{run_env, Run};
-use support::git::{git, git_daemon};
+use crate::support::cli::{run_env, Run};
+use crate::support::git::{git, git_daemon};
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -145,8 +143,8 @@ fn first_commit_then_a_rerun_that_commits_nothing() {
         again.stderr
     );
     assert_eq!(s.remote_log("main").len(), 2);
-    if support::env::kubectl().is_some() {
-        support::env::kustomize_build(&work.join("kyverno-policies/prod"));
+    if crate::support::env::kubectl().is_some() {
+        crate::support::env::kustomize_build(&work.join("kyverno-policies/prod"));
     }
 }
 
@@ -392,7 +390,7 @@ fn four_pipelines_committing_at_once_all_land() {
             git(&work, &["remote", "set-url", "origin", &daemon.1]);
             let input = s.input(&format!("in{i}.yaml"), &policy(&format!("p{i}"), ""));
             let cluster = format!("cluster-{i}");
-            support::cli::bin()
+            crate::support::cli::bin()
                 .args([
                     "commit",
                     "--from-file",

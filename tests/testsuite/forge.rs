@@ -6,14 +6,12 @@
 //! limits, and the token in no output. Nothing here waits on a clock: rate
 //! limits say "now" or "in an hour".
 
-mod support;
-
 use std::path::PathBuf;
 
+use crate::support::cli::{run_env, Run};
+use crate::support::fake_forge::{Canned, FakeForge, Kind};
+use crate::support::git::git;
 use serde_json::{json, Value};
-use support::cli::{run_env, Run};
-use support::fake_forge::{Canned, FakeForge, Kind};
-use support::git::git;
 
 const TOKEN: &str = "forge-tok-Zq81Wx4Kp-SECRET";
 const BOT: &str = "insights/kyverno-policies";

@@ -5,13 +5,11 @@
 //! would check it: `git fsck --strict`, an empty `git status --porcelain`,
 //! and `git update-index --refresh` succeeding.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::cli::{run_env, Run};
-use support::git::{git, git_daemon};
+use crate::support::cli::{run_env, Run};
+use crate::support::git::{git, git_daemon};
 
 fn policy(name: &str, message: &str) -> String {
     format!("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: {name}\n  annotations:\n    policies.kyverno.io/title: Title of {name}\nspec:\n  validationFailureAction: Audit\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    validate:\n      message: \"{message}\"\n      pattern:\n        metadata:\n          labels:\n            team: \"?*\"\n")
@@ -718,7 +716,7 @@ fn eight_pipelines_pushing_at_once_all_land() {
         let input = w.input(&format!("{cluster}.yaml"), &response(&["a", "b"], cluster));
         children.push((
             work.clone(),
-            support::cli::bin()
+            crate::support::cli::bin()
                 .args([
                     "commit",
                     "--from-file",

@@ -2,12 +2,10 @@
 //! with a clear message and exit code 3, nothing written, no panic, in
 //! bounded time. And legal but unusual YAML that must still work.
 
-mod support;
-
 use std::path::Path;
 use std::time::Instant;
 
-use support::cli::{run, snapshot_dir};
+use crate::support::cli::{run, snapshot_dir};
 
 const GOOD: &str =
     "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: good\nspec:\n  rules: []\n";
@@ -16,7 +14,7 @@ fn policy_named(name: &str) -> String {
     GOOD.replace("name: good", &format!("name: {name}"))
 }
 
-fn render(dir: &Path, input: &[u8]) -> support::cli::Run {
+fn render(dir: &Path, input: &[u8]) -> crate::support::cli::Run {
     let file = dir.join("response.yaml");
     std::fs::write(&file, input).unwrap();
     let out = dir.join("out");
@@ -165,8 +163,8 @@ fn keys_at_the_kubectl_limit_render_and_build() {
     let tmp = tempfile::tempdir().unwrap();
     let r = render(tmp.path(), input.as_bytes());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    if support::env::kubectl().is_some() {
-        let built = support::env::kustomize_build(&tmp.path().join("out"));
+    if crate::support::env::kubectl().is_some() {
+        let built = crate::support::env::kustomize_build(&tmp.path().join("out"));
         assert!(built.contains(&"k".repeat(1022)), "{built}");
         assert!(built.contains(&"<".repeat(170)), "{built}");
     }

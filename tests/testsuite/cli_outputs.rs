@@ -3,12 +3,10 @@
 //! JSON logs, the complete list of problems, warnings about files it did
 //! not write, and the usage errors that protect a run from a guess.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use support::cli::{run, run_env, Run};
-use support::git::git;
+use crate::support::cli::{run, run_env, Run};
+use crate::support::git::git;
 
 fn policy(name: &str, extra: &str) -> String {
     format!("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: {name}\nspec:\n  rules: []\n{extra}")

@@ -1,11 +1,9 @@
 //! `render` end to end, through the real binary: what a user at a terminal
 //! or a pipeline sees (exit codes, messages, files on disk).
 
-mod support;
-
 use std::path::Path;
 
-use support::cli::{run, run_with_stdin, snapshot_dir};
+use crate::support::cli::{run, run_with_stdin, snapshot_dir};
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,7 +19,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn render_to(input: &str, out: &Path) -> support::cli::Run {
+fn render_to(input: &str, out: &Path) -> crate::support::cli::Run {
     run(&[
         "render",
         "--from-file",

@@ -4,18 +4,16 @@
 //! `kubectl kustomize`, and the RBAC and the AppProject admit exactly the
 //! policy kinds.
 //!
-//! `UPDATE_EXAMPLES=1 cargo test --test examples` rewrites the examples
+//! `UPDATE_EXAMPLES=1 cargo test --test testsuite examples::` rewrites the examples
 //! from a fresh run instead of failing.
-
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use insights_policy_render::schema::Schemas;
-use support::cli::snapshot_dir;
-use support::env;
+use crate::support::cli::snapshot_dir;
+use crate::support::env;
+use insights_policy_render::pipeline::schema::Schemas;
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
@@ -59,12 +57,12 @@ fn examples_are_exactly_what_the_tool_produces() {
         let committed_paths: Vec<_> = committed.keys().collect();
         assert_eq!(
             committed_paths, fresh_paths,
-            "examples/{name} has other files than the tool produces; run UPDATE_EXAMPLES=1 cargo test --test examples"
+            "examples/{name} has other files than the tool produces; run UPDATE_EXAMPLES=1 cargo test --test testsuite examples::"
         );
         for (path, bytes) in &fresh {
             assert!(
                 committed[path] == *bytes,
-                "examples/{name}/{path} differs from what the tool produces; run UPDATE_EXAMPLES=1 cargo test --test examples"
+                "examples/{name}/{path} differs from what the tool produces; run UPDATE_EXAMPLES=1 cargo test --test testsuite examples::"
             );
         }
     }
@@ -410,7 +408,7 @@ fn every_variant_of_the_consumer_objects_validates() {
             out.to_str().unwrap(),
         ];
         args.extend_from_slice(flags);
-        let r = support::cli::run(&args);
+        let r = crate::support::cli::run(&args);
         assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
     }
     for (path, bytes) in snapshot_dir(repo.path()) {

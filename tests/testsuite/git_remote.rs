@@ -4,14 +4,12 @@
 //! proxies come from where a CI runner has them: `GIT_TOKEN`, the extra
 //! header GitHub's checkout action leaves, git's own configuration.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::cli::{bin, Run};
-use support::proxy::ConnectProxy;
-use support::servers::{git_cmd, run_ok, HttpsGit, Sshd};
+use crate::support::cli::{bin, Run};
+use crate::support::proxy::ConnectProxy;
+use crate::support::servers::{git_cmd, run_ok, HttpsGit, Sshd};
 
 fn policy(name: &str) -> String {
     format!("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: {name}\nspec:\n  rules: []\n")

@@ -2,12 +2,10 @@
 //! policies, by `render --out` and `commit`, owned and deterministic, and
 //! every bad flag refused before anything is written.
 
-mod support;
-
 use std::path::Path;
 
-use support::cli::{run, run_env, snapshot_dir, Run};
-use support::git::git;
+use crate::support::cli::{run, run_env, snapshot_dir, Run};
+use crate::support::git::git;
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -1,5 +1,4 @@
-//! Helpers shared by the integration tests; each test binary uses a part.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests.
 
 pub mod cli;
 pub mod env;

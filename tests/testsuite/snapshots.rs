@@ -1,8 +1,8 @@
 //! Snapshots of rendered trees, straight from the pure core (no I/O): what
 //! a reviewer would see in a pull request, byte for byte.
 
-use insights_policy_render::commands::render_response;
-use insights_policy_render::render::RenderedTree;
+use insights_policy_render::pipeline::render::RenderedTree;
+use insights_policy_render::pipeline::render_response;
 
 fn show(tree: &RenderedTree) -> String {
     let mut out = String::new();
@@ -17,7 +17,7 @@ fn snapshot(name: &str, input: &str) {
     let (tree, _) = render_response(input.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
     // The same input gives the same bytes.
     assert_eq!(tree, render_response(input.as_bytes()).unwrap().0);
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+    insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(name, show(&tree));
     });
 }
@@ -26,7 +26,7 @@ fn snapshot(name: &str, input: &str) {
 fn bundled_example() {
     snapshot(
         "bundled_example",
-        include_str!("../examples/insights/response.yaml"),
+        include_str!("../../examples/insights/response.yaml"),
     );
 }
 

@@ -5,18 +5,21 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 const TAG: &str = "v9.8.7";
 const ASSET: &str = "insights-policy-render-x86_64-unknown-linux-musl.tar.gz";
 
-/// A tiny HTTP server: fixed routes, every request path recorded.
+/// A tiny HTTP server: fixed routes, every request path recorded. Stops
+/// on Drop (the tests share one process: nothing may outlive its test).
 struct Server {
     port: u16,
     requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
 }
 
 enum Reply {
@@ -31,8 +34,13 @@ impl Server {
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
                 let Ok(mut stream) = stream else { continue };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut line = String::new();
@@ -63,7 +71,11 @@ impl Server {
                 };
             }
         });
-        Server { port, requests }
+        Server {
+            port,
+            requests,
+            stop,
+        }
     }
 
     fn releases(&self) -> String {
@@ -128,6 +140,14 @@ fn release(asset: Option<Vec<u8>>, listed: &str) -> BTreeMap<String, Reply> {
         Reply::Redirect(format!("/acme/insights-policy-render/releases/tag/{TAG}")),
     );
     routes
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
 }
 
 struct Run {

@@ -114,7 +114,6 @@ fn git_http_backend() -> Option<PathBuf> {
 /// server and whatever it forked per request) and reaps the server.
 pub struct ServerProcess {
     child: Child,
-    what: String,
     log: PathBuf,
 }
 
@@ -128,14 +127,6 @@ impl ServerProcess {
     /// messages.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics with the server's log if it has exited: a dead server explains
-    /// a failing git command better than git does.
-    pub fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited ({status}); its log:\n{}", self.what, self.log());
-        }
     }
 
     /// Kills the process group and reaps the leader (Drop does this).
@@ -332,7 +323,6 @@ fn spawn_logged(what: &str, log: &Path, mut cmd: Command) -> ServerProcess {
         .unwrap_or_else(|e| panic!("cannot start {what} ({cmd:?}): {e}"));
     ServerProcess {
         child,
-        what: what.to_string(),
         log: log.to_path_buf(),
     }
 }
@@ -824,9 +814,8 @@ pub struct Sshd {
     /// An authorized ed25519 client key protected by [`Sshd::passphrase`].
     pub passphrase_key: PathBuf,
     pub passphrase: String,
-    /// The authorized_keys file, to add or replace keys.
-    pub authorized_keys: PathBuf,
-    tmp: tempfile::TempDir,
+    /// Holds the server's directory until the server is stopped.
+    _tmp: tempfile::TempDir,
 }
 
 impl Sshd {
@@ -904,8 +893,7 @@ impl Sshd {
             key: dir.join("id_ed25519"),
             passphrase_key: dir.join("id_ed25519_passphrase"),
             passphrase,
-            authorized_keys,
-            tmp,
+            _tmp: tmp,
         })
     }
 
@@ -956,11 +944,6 @@ impl Sshd {
     /// The server's process id, to check it is gone after Drop.
     pub fn pid(&self) -> u32 {
         self.sshd.pid()
-    }
-
-    /// The server's directory, for tests that need scratch files beside it.
-    pub fn dir(&self) -> &Path {
-        self.tmp.path()
     }
 }
 
