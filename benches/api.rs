@@ -41,6 +41,9 @@ fn main() {
     // Output directories are kept until the end: deleting thousands of
     // files just before creating thousands more makes ext4 slow and noisy.
     let mut keep = Vec::new();
+    // BIN=path measures another build (an earlier commit, say).
+    let bin = std::env::var_os("BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_insights-policy-render").into());
     for (concurrency, output) in [
         ("8", "--out"),
         ("8", "--stdout"),
@@ -50,7 +53,7 @@ fn main() {
     ] {
         let out = tempfile::tempdir().unwrap();
         let started = Instant::now();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_insights-policy-render"));
+        let mut cmd = Command::new(&bin);
         cmd.args([
             "render",
             "--insights-host",
