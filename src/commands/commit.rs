@@ -11,15 +11,16 @@ use crate::commands::targets::{append, changes, git_for, render_targets, summari
 use crate::error::Error;
 use crate::forge::{self, Action, BranchState, Proposal};
 use crate::plan::Plan;
-use crate::report::message::{self as report, Appliers};
+use crate::report::message::{self, Appliers};
 use crate::report::summary::PullRequestSummary;
-use crate::sink::git::{self as repo, CommitOptions};
+use crate::sink;
+use crate::sink::git::CommitOptions;
 
 pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     // The repository and the author are checked before any request.
     let consumers = args.consumers.consumers().map_err(Error::Usage)?;
-    let repository = repo::open(&args.repo.repo)?;
-    let sig = repo::signature(&repository, args.author.as_deref())?;
+    let repository = sink::git::open(&args.repo.repo)?;
+    let sig = sink::git::signature(&repository, args.author.as_deref())?;
     // --pull-request: the forge, repository and token are checked before
     // any request, from the push remote's URL and the flags.
     let remote_url = repository
@@ -47,18 +48,18 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
         argo: consumers.argo.is_some(),
     };
     let message =
-        |plans: &[Plan]| report::commit_message(&changes(&targets, plans, appliers), &description);
+        |plans: &[Plan]| message::commit_message(&changes(&targets, plans, appliers), &description);
     let options = CommitOptions {
         branch: args.branch.as_deref(),
         base: args.repo.base.as_deref(),
         remote: &args.repo.remote,
         push: args.push,
         max_push_attempts: args.push_attempts.max(1),
-        sign: repo::wants_signing(&git, args.sign),
+        sign: sink::git::wants_signing(&git, args.sign),
         limits: args.safety.limits(),
         message: &message,
     };
-    let committed = repo::commit(&repository, &git, &sig, &targets, &options)?;
+    let committed = sink::git::commit(&repository, &git, &sig, &targets, &options)?;
     let branch = committed.branch.trim_start_matches("refs/heads/");
     let said = match (committed.commit, committed.bot) {
         (Some(id), _) if committed.reused => {
@@ -68,7 +69,7 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
             "committed {id} on {branch}{}",
             if args.push { " and pushed" } else { "" }
         ),
-        (None, Some(repo::BotBranch::Deleted)) => format!(
+        (None, Some(sink::git::BotBranch::Deleted)) => format!(
             "nothing changed from the base: {branch} deleted{}",
             if args.push {
                 " on the remote, which withdraws its pull request"
@@ -84,7 +85,7 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
     // worth doing only when something will show it.
     let step_summary = std::env::var_os("GITHUB_STEP_SUMMARY").map(PathBuf::from);
     let body = (args.pr_body_file.is_some() || step_summary.is_some() || forge.is_some())
-        .then(|| report::pr_body(&changes(&targets, &committed.plans, appliers), &description));
+        .then(|| message::pr_body(&changes(&targets, &committed.plans, appliers), &description));
     if let (Some(path), Some(body)) = (&args.pr_body_file, &body) {
         std::fs::write(path, body).map_err(|source| {
             Error::Output(crate::sink::dir::OutputError {
@@ -105,17 +106,17 @@ pub fn commit_command(args: CommitArgs) -> Result<u8, Error> {
             // Nothing to propose closes any open pull request, whether the
             // branch was deleted now or was already gone.
             let state = match (committed.bot, committed.commit) {
-                (Some(repo::BotBranch::Updated), _) => BranchState::Updated,
-                (Some(repo::BotBranch::Unchanged), Some(_)) => BranchState::Unchanged,
+                (Some(sink::git::BotBranch::Updated), _) => BranchState::Updated,
+                (Some(sink::git::BotBranch::Unchanged), Some(_)) => BranchState::Unchanged,
                 _ => BranchState::Deleted,
             };
             let base = match args.repo.base.as_deref() {
                 Some(b) => b.to_owned(),
-                None => match repo::head(&repository)? {
-                    repo::Head::Branch { name, .. } => {
+                None => match sink::git::head(&repository)? {
+                    sink::git::Head::Branch { name, .. } => {
                         name.trim_start_matches("refs/heads/").to_owned()
                     }
-                    repo::Head::Detached(_) => {
+                    sink::git::Head::Detached(_) => {
                         return Err(Error::Usage(
                             "--pull-request on a detached HEAD needs --base, the branch the pull request targets".into(),
                         ))

@@ -10,26 +10,27 @@ use crate::error::{exit, Error};
 use crate::model::path::RepoPath;
 use crate::plan::ChangeKind;
 use crate::report::summary::ClusterSummary;
-use crate::sink::git::{self as repo, Role};
+use crate::sink;
+use crate::sink::git::Role;
 
 pub fn diff_command(args: DiffArgs) -> Result<u8, Error> {
     let consumers = args.consumers.consumers().map_err(Error::Usage)?;
-    let repository = repo::open(&args.repo.repo)?;
+    let repository = sink::git::open(&args.repo.repo)?;
     let (targets, failures, _) = render_targets(&args.source, &args.repo, &consumers)?;
     let base = match &args.repo.base {
-        Some(b) => Some(repo::resolve_base(&repository, b, &args.repo.remote)?),
-        None => repo::head(&repository)?.tip(),
+        Some(b) => Some(sink::git::resolve_base(&repository, b, &args.repo.remote)?),
+        None => sink::git::head(&repository)?.tip(),
     };
     let base = base
         .map(|id| repository.find_commit(id))
         .transpose()
         .map_err(|e| {
-            Error::Git(repo::GitError::Command {
+            Error::Git(sink::git::GitError::Command {
                 context: "read the base commit".into(),
                 message: e.message().to_owned(),
             })
         })?;
-    let plans = repo::plan_targets(&repository, base.as_ref(), &targets)?;
+    let plans = sink::git::plan_targets(&repository, base.as_ref(), &targets)?;
 
     let mut out = String::new();
     for (target, plan) in targets.iter().zip(&plans) {

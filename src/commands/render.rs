@@ -12,13 +12,13 @@ use crate::model::path::RepoPath;
 use crate::plan::guard;
 use crate::plan::{plan, plan_without_removals, Plan, Refused};
 use crate::report::summary::{ClusterSummary, Summary};
-use crate::sink::dir as outdir;
+use crate::sink;
 use crate::source::Source;
 
 /// What became of one cluster (or of the one `--from-file` response).
 struct Outcome {
     cluster: Option<String>,
-    result: Result<(PathBuf, Plan, outdir::Staged), Error>,
+    result: Result<(PathBuf, Plan, sink::dir::Staged), Error>,
     kinds: BTreeSet<PolicyKind>,
 }
 
@@ -90,7 +90,7 @@ pub fn render_command(args: RenderArgs) -> Result<u8, Error> {
         let mut kinds = BTreeSet::new();
         let result = rendered.and_then(|tree| {
             kinds = tree.kinds();
-            let existing = outdir::read_existing(&dir)?;
+            let existing = sink::dir::read_existing(&dir)?;
             let plan =
                 plan(tree, existing).map_err(|e| Refused::writing(dir.display().to_string(), e))?;
             guard::check(&plan, &limits).map_err(|e| {
@@ -99,7 +99,7 @@ pub fn render_command(args: RenderArgs) -> Result<u8, Error> {
                     .map_or("the response".to_string(), |c| format!("cluster {c:?}"));
                 Refused::writing(place, e)
             })?;
-            let staged = outdir::stage(&dir, &plan)?;
+            let staged = sink::dir::stage(&dir, &plan)?;
             Ok((dir, plan, staged))
         });
         Outcome {
@@ -127,7 +127,7 @@ pub fn render_command(args: RenderArgs) -> Result<u8, Error> {
         .into_iter()
         .map(|(dir, plan, staged)| ((dir, plan), staged))
         .unzip();
-    let staged = outdir::StagedDirs(
+    let staged = sink::dir::StagedDirs(
         staged
             .into_iter()
             .zip(plans.iter().map(|(_, p)| p))
@@ -141,10 +141,10 @@ pub fn render_command(args: RenderArgs) -> Result<u8, Error> {
     for (dir, plan) in &plans {
         crate::plan::warn_foreign(&dir.display().to_string(), plan);
     }
-    outdir::put_all_in_place(staged)?;
+    sink::dir::put_all_in_place(staged)?;
     // After the policies, so a Kustomization never points at a directory
     // that is not there yet.
-    outdir::apply_all(&consumer_plans)?;
+    sink::dir::apply_all(&consumer_plans)?;
     for (cluster, (_, plan)) in clusters.into_iter().zip(&plans) {
         summary
             .clusters
@@ -188,7 +188,7 @@ impl<'a> ConsumerLayout<'a> {
             .check_layout(names, &paths, &layout.template(names.len()))
             .map_err(Error::Usage)?;
         if let Some(argo) = &consumers.argo {
-            let existing = outdir::read_existing(&layout.root.join(&argo.dir))?;
+            let existing = sink::dir::read_existing(&layout.root.join(&argo.dir))?;
             consumers
                 .check_argo_switch(&existing)
                 .map_err(Error::Usage)?;
@@ -245,7 +245,7 @@ impl<'a> ConsumerLayout<'a> {
         dirs.into_iter()
             .map(|(dir, tree)| {
                 let dir = self.root.join(dir.as_str());
-                let existing = outdir::read_existing(&dir)?;
+                let existing = sink::dir::read_existing(&dir)?;
                 let plan = plan_without_removals(tree, existing)
                     .map_err(|e| Refused::writing(dir.display().to_string(), e))?;
                 Ok((dir, plan))

@@ -10,7 +10,7 @@ use crate::pipeline::render::RenderedTree;
 use crate::pipeline::render_response_keeping;
 use crate::pipeline::schema::Schemas;
 use crate::report::summary::{ClusterSummary, Summary};
-use crate::sink::dir as outdir;
+use crate::sink;
 use crate::source::Input;
 
 /// Rendered trees, and the inputs that failed. Any failure ends the run
@@ -131,7 +131,7 @@ pub(crate) fn finish(
 
 pub(crate) fn write_stdout(stdout: &mut impl Write, text: &str) -> Result<(), Error> {
     let to_err = |source| {
-        Error::Output(outdir::OutputError {
+        Error::Output(sink::dir::OutputError {
             action: "write to",
             path: PathBuf::from("stdout"),
             source,
@@ -143,7 +143,7 @@ pub(crate) fn write_stdout(stdout: &mut impl Write, text: &str) -> Result<(), Er
 
 pub(crate) fn write_summary(path: &Path, summary: &Summary) -> Result<(), Error> {
     std::fs::write(path, summary.to_json()).map_err(|source| {
-        Error::Output(outdir::OutputError {
+        Error::Output(sink::dir::OutputError {
             action: "write summary",
             path: path.to_owned(),
             source,
