@@ -14,8 +14,10 @@
 //! 4. [`plan`] compares it with what exists and refuses what must not
 //!    happen ([`plan::plan`], [`plan::guard::check`]); [`manifests`] adds
 //!    the Flux or Argo CD files.
-//! 5. [`sink`] carries the plans out ([`sink::dir::apply_all`], or
-//!    [`sink::git::commit`], then [`forge::sync`] for the pull request).
+//! 5. [`sink`] carries the plans out: [`sink::dir::stage`] builds each
+//!    directory beside its place as its response arrives, and
+//!    [`sink::dir::put_all_in_place`] swaps them in once all are in; or
+//!    [`sink::git::commit`], then [`forge::sync`] for the pull request.
 //! 6. [`report`] says what happened (summary, commit message, PR body).
 //!
 //! A module uses only the stages before it (and [`model`], [`yaml`],
