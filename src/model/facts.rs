@@ -324,3 +324,57 @@ pub fn facts(root: &Node) -> Facts {
     }
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse_stream;
+
+    fn node(text: &str) -> Node {
+        parse_stream(text.as_bytes())
+            .unwrap()
+            .remove(0)
+            .root
+            .unwrap()
+    }
+
+    #[test]
+    fn fingerprints_follow_content_not_position() {
+        let a = node("x: {a: 1, b: [t, '2']}\n");
+        let moved = node("\n\n# a comment\nx:\n  a: 1\n  b:\n    - t\n    - '2'\n");
+        assert_eq!(Fingerprint::of(&a), Fingerprint::of(&moved));
+        for other in [
+            "x: {a: 1, b: [t, 2]}\n",      // a string became a number
+            "x: {b: [t, '2'], a: 1}\n",    // order is content in YAML
+            "x: {a: 1, b: [t, '2', t]}\n", // one more item
+            "x: {a: 1, b: [[t, '2']]}\n",  // nested differently
+            "x: {a: 1.0, b: [t, '2']}\n",  // a float is not an int
+        ] {
+            assert_ne!(
+                Fingerprint::of(&a),
+                Fingerprint::of(&node(other)),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_body_change_is_seen_and_its_annotations_read() {
+        let policy = |pattern: &str| {
+            node(&format!(
+                "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\n  annotations:\n    policies.kyverno.io/severity: high\nspec:\n  rules:\n    - name: r\n      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}\n      validate: {{pattern: {{x: {pattern}}}}}\n"
+            ))
+        };
+        let id = || Identity {
+            kind: crate::model::kind::PolicyKind::ClusterPolicy,
+            namespace: None,
+            name: crate::model::identity::ObjectName::new("p").unwrap(),
+        };
+        let old = ObjectFacts::read(id(), &policy("a"));
+        let new = ObjectFacts::read(id(), &policy("b"));
+        assert_eq!(old.annotations, ["", "", "high"]);
+        assert_eq!(old.admission.rules[0].scope, new.admission.rules[0].scope);
+        assert_ne!(old.admission.rules[0].body, new.admission.rules[0].body);
+        assert_eq!(old, ObjectFacts::read(id(), &policy("a")));
+    }
+}
