@@ -117,9 +117,7 @@ pub fn render_command(args: RenderArgs) -> Result<u8, Error> {
         }
     }
     if !failures.is_empty() && !keep_going {
-        // The stages are abandoned last first, so that a parent directory
-        // the first one created is empty, and removed, by its turn.
-        while plans.pop().is_some() {}
+        sink::dir::abandon_all(plans.into_iter().map(|(_, (_, _, staged))| staged));
         return Err(Error::combine(failures));
     }
     let (clusters, planned): (Vec<_>, Vec<_>) = plans.into_iter().unzip();

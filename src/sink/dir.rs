@@ -213,26 +213,51 @@ impl Staged {
     }
 }
 
-impl Drop for Staged {
-    /// Abandoned: what was built beside the directory goes.
-    fn drop(&mut self) {
-        if let Step::Create { staging } | Step::Exchange { staging } = &self.step {
+impl Staged {
+    /// Removes what was built beside the directory, and hands back the
+    /// parent directories this stage created, to be removed once every
+    /// other stage in them is gone too.
+    fn abandon(&mut self) -> Vec<PathBuf> {
+        if let Step::Create { staging } | Step::Exchange { staging } =
+            std::mem::replace(&mut self.step, Step::Nothing)
+        {
             let _ = fs::remove_dir_all(staging);
         }
-        for dir in self.created.iter().rev() {
-            // Only while empty: another stage may have put its own in it.
-            let _ = fs::remove_dir(dir);
-        }
+        std::mem::take(&mut self.created)
     }
 }
 
-/// Several stages, abandoned last first when dropped, so that a parent
-/// directory the first one created is empty again by the time it is tried.
+impl Drop for Staged {
+    /// Abandoned: what was built beside the directory goes.
+    fn drop(&mut self) {
+        remove_if_empty(self.abandon());
+    }
+}
+
+/// Abandons several stages: every staging directory first, then the
+/// parents any of them created, deepest first. A parent one stage created
+/// may hold the staging directory of a stage made later (responses arrive
+/// in any order), so no order of dropping them one by one would do.
+pub fn abandon_all(stages: impl IntoIterator<Item = Staged>) {
+    let created: Vec<PathBuf> = stages.into_iter().flat_map(|mut s| s.abandon()).collect();
+    remove_if_empty(created);
+}
+
+fn remove_if_empty(mut dirs: Vec<PathBuf>) {
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for dir in dirs {
+        // Only while empty: it may hold what someone else put there since.
+        let _ = fs::remove_dir(dir);
+    }
+}
+
+/// Stages to put in place together; abandoned together when dropped (see
+/// [`abandon_all`]).
 pub struct StagedDirs<'p>(pub Vec<(Staged, &'p Plan)>);
 
 impl Drop for StagedDirs<'_> {
     fn drop(&mut self) {
-        while self.0.pop().is_some() {}
+        abandon_all(self.0.drain(..).map(|(stage, _)| stage));
     }
 }
 

@@ -727,3 +727,35 @@ fn a_later_failure_leaves_every_directory_as_it_was() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(out.join("prod/clusterpolicy_one.yaml").exists());
 }
+
+/// Responses arrive in any order: the stage that created `--out` may not
+/// be the first cluster's. A failure must still leave no `--out` at all.
+#[test]
+fn a_failure_removes_the_out_directory_a_later_cluster_created() {
+    let s = server();
+    // staging answers first and creates `policies/` for its stage; prod
+    // stages into it later; broken fails.
+    s.cluster("broken", ONE)
+        .fault("broken", Fault::Status(500, None))
+        .fault("prod", Fault::Delay(Duration::from_millis(300)));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("policies");
+    let r = render(
+        &s,
+        &[
+            "--cluster",
+            "prod,staging,broken",
+            "--out",
+            out.to_str().unwrap(),
+            "--retries",
+            "0",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cluster \"broken\""), "{}", r.stderr);
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
+}
