@@ -27,7 +27,7 @@ impl Existing {
 }
 
 /// A file of ours as it is before the change.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct OldFile {
     pub bytes: Vec<u8>,
     /// Whether it may hold an object (`kustomization.yaml` does not).
@@ -36,6 +36,14 @@ pub struct OldFile {
     /// asked for (the summary asks for removed files', the pull request's
     /// body for updated ones' too), and kept.
     object: OnceLock<Option<ObjectFacts>>,
+}
+
+/// Equal when the content is: whether `object` has been read yet is not
+/// part of what the file is.
+impl PartialEq for OldFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes && self.holds_object == other.holds_object
+    }
 }
 
 impl OldFile {

@@ -278,3 +278,29 @@ mod guard_tests {
         assert!("many".parse::<MaxRemovals>().is_err());
     }
 }
+
+#[cfg(test)]
+mod old_file_tests {
+    use super::OldFile;
+
+    #[test]
+    fn reading_an_old_file_back_does_not_change_what_it_equals() {
+        let bytes = crate::pipeline::render_response(
+            b"apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: a}\n",
+        )
+        .unwrap()
+        .0
+        .files["clusterpolicy_a.yaml"]
+            .bytes
+            .clone();
+        let (read, unread) = (
+            OldFile::new("clusterpolicy_a.yaml", bytes.clone()),
+            OldFile::new("clusterpolicy_a.yaml", bytes),
+        );
+        assert_eq!(
+            read.object().unwrap().identity.to_string(),
+            "ClusterPolicy.kyverno.io/a"
+        );
+        assert_eq!(read, unread);
+    }
+}
